@@ -1,0 +1,1 @@
+"""The HTTP edge: Litestar app, routes, error mapping. Logic lives in `core/`."""

@@ -1,0 +1,114 @@
+"""The one mapping from errors to HTTP responses. Every error body has the same shape."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from core import errors
+from core.clock import isoformat, utcnow
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
+    errors.InvalidInput: 400,
+    errors.SessionNotFound: 404,
+    errors.AgentNotFound: 404,
+    errors.SessionExpired: 410,
+    errors.SessionEnded: 410,
+    errors.SessionPaused: 409,
+    errors.SessionNotPaused: 409,
+    errors.MaxDurationReached: 409,
+    errors.AgentNameTaken: 409,
+    errors.IdempotencyKeyReused: 422,
+    errors.ServiceUnavailable: 503,
+}
+
+CODE_BY_STATUS = {400: "INVALID_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+                  405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "REQUEST_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
+                  429: "RATE_LIMIT_EXCEEDED"}
+RETRY_AFTER_SECONDS = "2"
+
+
+def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None) -> Response[dict[str, Any]]:
+    body = {"error": {"code": code, "message": message, "timestamp": isoformat(utcnow()), "details": details or {}},
+            "message": message}
+    return Response(body, status_code=status, headers=headers)
+
+
+def _status_of(exc: errors.DomainError) -> int:
+    for kind in type(exc).__mro__:
+        if kind in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[kind]
+    return 500
+
+
+def domain_error(_: Request, exc: errors.DomainError) -> Response[dict[str, Any]]:
+    status = _status_of(exc)
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+    return error_response(status, exc.code, exc.message, exc.details, headers)
+
+
+def validation_error(_: Request, exc: ValidationException) -> Response[dict[str, Any]]:
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    message = _describe(problems) or str(exc.detail) or "invalid request"
+    return error_response(400, "INVALID_REQUEST", message, {"problems": problems} if problems else None)
+
+
+def _describe(problems: list[Any]) -> str:
+    parts = []
+    for problem in problems[:3]:
+        if isinstance(problem, dict):
+            key = problem.get("key")
+            parts.append(f"{key}: {problem.get('message')}" if key else str(problem.get("message")))
+    return "; ".join(parts)
+
+
+def http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    if status >= 500:
+        log.error("HTTP %s: %s", status, exc.detail)
+    code = CODE_BY_STATUS.get(status, "INTERNAL_ERROR" if status >= 500 else "INVALID_REQUEST")
+    detail = str(exc.detail)
+    if status == 400 and "JSON" in detail.upper():
+        code, detail = "INVALID_JSON", "the request body is not valid JSON"
+    return error_response(status, code, detail, None, exc.headers)
+
+
+def conflict_error(_: Request, exc: IntegrityError) -> Response[dict[str, Any]]:
+    # Two requests raced for the same unique value (e.g. the same Idempotency-Key): the loser may retry.
+    log.info("integrity conflict: %s", exc.orig)
+    return error_response(409, "CONFLICT", "a concurrent request changed the same resource; retry", None,
+                          {"Retry-After": "1"})
+
+
+def unavailable_error(_: Request, exc: Exception) -> Response[dict[str, Any]]:
+    log.warning("dependency unavailable: %s", exc)
+    return error_response(503, "SERVICE_UNAVAILABLE", "a backing service is unavailable; retry shortly",
+                          None, {"Retry-After": RETRY_AFTER_SECONDS})
+
+
+def internal_error(_: Request, exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "INTERNAL_ERROR", "internal server error")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    errors.DomainError: domain_error,
+    ValidationException: validation_error,
+    HTTPException: http_error,
+    IntegrityError: conflict_error,
+    OperationalError: unavailable_error,
+    PoolTimeoutError: unavailable_error,
+    RedisConnectionError: unavailable_error,
+    RedisTimeoutError: unavailable_error,
+    Exception: internal_error,
+}

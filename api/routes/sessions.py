@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from litestar import Controller, Response, delete, get, patch, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+
+from api.resources import Resources
+from api.sending import send
+from core.clock import utcnow
+from core.schemas import (
+    AcceptedPublic,
+    ErrorResponse,
+    Health,
+    MessageCreate,
+    MessagePage,
+    ReplyPublic,
+    SessionCreate,
+    SessionPage,
+    SessionPublic,
+    TimeoutConfigUpdate,
+)
+from core.services import messages, sessions
+from core.services.health import check_health
+from core.uow import AsyncUnitOfWork
+from core.validation import check_idempotency_key, parse_uuid, request_fingerprint
+
+ERRORS = {status: ResponseSpec(ErrorResponse, description=text) for status, text in {
+    400: "Invalid input", 404: "Unknown session", 409: "Session paused or conflicting request",
+    410: "Session expired or ended", 422: "Idempotency-Key reused with another body",
+    503: "A backing service is unavailable"}.items()}
+
+IdempotencyKey = Annotated[str | None, Parameter(header="Idempotency-Key", required=False)]
+DebugHeader = Annotated[str | None, Parameter(header="X-Debug", required=False)]
+
+
+class SessionController(Controller):
+    path = "/api/messaging/sessions"
+    tags = ["sessions"]
+    responses = ERRORS  # type: ignore[assignment]
+
+    @post("/", status_code=201, summary="Create a session")
+    async def create(self, data: SessionCreate, uow: AsyncUnitOfWork, resources: Resources,
+                     idempotency_key: IdempotencyKey = None) -> SessionPublic:
+        fingerprint = request_fingerprint(data.model_dump(mode="json", exclude_none=True))
+        return await sessions.create_session(uow, resources.settings, data, utcnow(),
+                                             check_idempotency_key(idempotency_key), fingerprint)
+
+    @get("/", summary="List sessions")
+    async def list_sessions(
+        self, uow: AsyncUnitOfWork,
+        user_id: Annotated[str | None, Parameter(query="userId", max_length=128)] = None,
+        agent_id: Annotated[str | None, Parameter(query="agentId")] = None,
+        status: Annotated[str | None, Parameter(query="status", pattern="^(active|paused|ended|expired)$")] = None,
+        cursor: Annotated[str | None, Parameter(query="cursor", max_length=512)] = None,
+        limit: Annotated[int, Parameter(query="limit", ge=1, le=100)] = 50,
+    ) -> SessionPage:
+        agent = parse_uuid(agent_id, "agentId") if agent_id is not None else None
+        return await sessions.list_sessions(uow, utcnow(), user_id=user_id, agent_id=agent, status=status,
+                                            cursor=cursor, limit=limit)
+
+    @get("/health", summary="Service health")
+    async def health(self, uow: AsyncUnitOfWork, resources: Resources) -> Health:
+        return await check_health(uow, resources.redis, utcnow(), time.monotonic() - resources.started_at,
+                                  resources.hub.connected)
+
+    @get("/{session_id:str}", summary="Get a session")
+    async def get_session(self, session_id: str, uow: AsyncUnitOfWork) -> SessionPublic:
+        return await sessions.get_session(uow, parse_uuid(session_id, "sessionId"), utcnow())
+
+    @delete("/{session_id:str}", status_code=200, summary="End (archive) or purge a session")
+    async def end(self, session_id: str, uow: AsyncUnitOfWork,
+                  purge: Annotated[bool, Parameter(query="purge")] = False) -> dict[str, Any]:
+        return await sessions.end_session(uow, parse_uuid(session_id, "sessionId"), utcnow(), purge)
+
+    @post("/{session_id:str}/messages", summary="Send a message and get the agent's reply",
+          responses={201: ResponseSpec(ReplyPublic, description="The agent's reply"),
+                     202: ResponseSpec(AcceptedPublic, description="Accepted; the reply follows on /events"),
+                     502: ResponseSpec(ErrorResponse, description="The agent failed to answer")})
+    async def send_message(self, session_id: str, data: MessageCreate, uow: AsyncUnitOfWork, resources: Resources,
+                           idempotency_key: IdempotencyKey = None, x_debug: DebugHeader = None) -> Response[Any]:
+        return await send(uow, resources, parse_uuid(session_id, "sessionId"), data, idempotency_key,
+                          debug=(x_debug or "").lower() == "true")
+
+    @get("/{session_id:str}/messages", summary="Message history, newest first")
+    async def history(
+        self, session_id: str, uow: AsyncUnitOfWork, resources: Resources,
+        limit: Annotated[str | None, Parameter(query="limit", description="1..100, default 50")] = None,
+        before: Annotated[str | None, Parameter(query="before", description="ISO 8601, epoch ms or a cursor")] = None,
+        after: Annotated[str | None, Parameter(query="after", description="ISO 8601, epoch ms or a cursor")] = None,
+    ) -> MessagePage:
+        return await messages.history(uow, resources.settings, parse_uuid(session_id, "sessionId"), limit=limit,
+                                      before=before, after=after)
+
+    @post("/{session_id:str}/pause", status_code=200, summary="Pause a session")
+    async def pause(self, session_id: str, uow: AsyncUnitOfWork) -> SessionPublic:
+        return await sessions.pause_session(uow, parse_uuid(session_id, "sessionId"), utcnow())
+
+    @post("/{session_id:str}/resume", status_code=200, summary="Resume a paused session")
+    async def resume(self, session_id: str, uow: AsyncUnitOfWork) -> SessionPublic:
+        return await sessions.resume_session(uow, parse_uuid(session_id, "sessionId"), utcnow())
+
+    @post("/{session_id:str}/renew", status_code=200, summary="Renew a session's timeout")
+    async def renew(self, session_id: str, uow: AsyncUnitOfWork) -> SessionPublic:
+        return await sessions.renew_session(uow, parse_uuid(session_id, "sessionId"), utcnow())
+
+    @post("/{session_id:str}/heartbeat", status_code=200, summary="Record activity without a message")
+    async def heartbeat(self, session_id: str, uow: AsyncUnitOfWork) -> SessionPublic:
+        return await sessions.heartbeat(uow, parse_uuid(session_id, "sessionId"), utcnow())
+
+    @patch("/{session_id:str}/timeout", summary="Change the timeout config (merged with the current one)")
+    async def update_timeout(self, session_id: str, data: TimeoutConfigUpdate, uow: AsyncUnitOfWork) -> SessionPublic:
+        return await sessions.update_timeout(uow, parse_uuid(session_id, "sessionId"), utcnow(), data)

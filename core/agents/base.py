@@ -1,0 +1,54 @@
+"""The contract every agent provider implements.
+
+An agent is called by the worker with everything it needs about the conversation and yields its
+reply as text chunks (for streaming) followed by exactly one `AgentReply`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    role: str  # "user" | "agent" | "system"
+    content: str
+
+
+@dataclass(frozen=True)
+class AgentContext:
+    session_id: str
+    user_id: str
+    message: str  # the user message being answered
+    history: tuple[HistoryItem, ...] = ()  # earlier messages, oldest first, excluding `message`
+    settings: dict[str, Any] = field(default_factory=dict)  # the agent's own settings
+    preferences: dict[str, Any] = field(default_factory=dict)  # learned about the user (name, ...)
+    conversation: dict[str, Any] = field(default_factory=dict)  # stage, sentiment, ... (read only)
+    agent_state: dict[str, Any] = field(default_factory=dict)  # private to the agent, persisted per session
+
+
+@dataclass(frozen=True)
+class AgentReply:
+    text: str
+    thought: str = ""
+    actions: tuple[str, ...] = ()
+    confidence: float = 0.5  # 0..1: how sure the agent is of this reply
+    agent_state: dict[str, Any] = field(default_factory=dict)  # stored and handed back next turn
+
+
+AgentOutput = str | AgentReply  # chunks of text, then one final AgentReply
+
+
+class Agent(Protocol):
+    def run(self, context: AgentContext) -> Iterator[AgentOutput]: ...
+
+
+class AgentFailure(Exception):
+    """An agent could not answer. `transient` failures are retried by the worker."""
+
+    def __init__(self, reason: str, *, transient: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.transient = transient

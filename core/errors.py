@@ -1,0 +1,76 @@
+"""Domain errors. Each has a stable machine-readable code; the API maps codes to HTTP statuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidInput(DomainError):
+    code = "INVALID_REQUEST"
+
+
+class ContentInvalid(InvalidInput):
+    code = "INVALID_CONTENT"
+
+
+class MetadataTooLarge(InvalidInput):
+    code = "METADATA_TOO_LARGE"
+
+
+class InvalidPagination(InvalidInput):
+    code = "INVALID_PAGINATION"
+
+
+class InvalidTimeoutConfig(InvalidInput):
+    code = "INVALID_TIMEOUT_CONFIG"
+
+
+class SessionNotFound(DomainError):
+    code = "SESSION_NOT_FOUND"
+
+
+class AgentNotFound(DomainError):
+    code = "AGENT_NOT_FOUND"
+
+
+class SessionExpired(DomainError):
+    code = "SESSION_EXPIRED"
+
+
+class SessionEnded(DomainError):
+    code = "SESSION_ENDED"
+
+
+class SessionPaused(DomainError):
+    code = "SESSION_PAUSED"
+
+
+class SessionNotPaused(DomainError):
+    code = "SESSION_NOT_PAUSED"
+
+
+class MaxDurationReached(DomainError):
+    code = "MAX_DURATION_EXCEEDED"
+
+
+class AgentNameTaken(DomainError):
+    code = "AGENT_NAME_TAKEN"
+
+
+class IdempotencyKeyReused(DomainError):
+    """The same Idempotency-Key came back with a different request body."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class ServiceUnavailable(DomainError):
+    code = "SERVICE_UNAVAILABLE"

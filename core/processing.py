@@ -1,0 +1,235 @@
+"""The worker's handler: answer a session's pending user messages, in order, exactly once each.
+
+Plain synchronous code (sync SQLAlchemy, sync redis), called by the Celery task and by tests alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import redis
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from core.agents import build_agent
+from core.agents.base import AgentContext, AgentFailure, AgentReply, HistoryItem
+from core.analysis import analyze_exchange, public_state
+from core.bus import Event, EventPublisher, Keys
+from core.clock import utcnow
+from core.locks import SessionLock
+from core.models import agents_table, events_table, messages_table, sessions_table
+from core.services.messages import message_public
+from core.services.sessions import public_json, session_status
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+M = messages_table.c
+S = sessions_table.c
+# A message whose processing killed its worker this many times is failed rather than retried forever.
+MAX_DELIVERIES = 5
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    engine: Engine
+    redis: redis.Redis
+    keys: Keys
+    publisher: EventPublisher
+
+
+@dataclass(frozen=True)
+class Job:
+    """One claimed user message with everything the agent needs."""
+
+    message: Any
+    session: Any
+    provider: str
+    agent_settings: dict[str, Any]
+    history: tuple[HistoryItem, ...]
+    claimed_at: datetime
+
+
+def process_session(ctx: WorkerContext, session_id: uuid.UUID) -> int:
+    """Answer every pending message of the session; returns how many were settled.
+
+    One worker at a time holds the session's lock. A worker that finds it taken leaves a "rerun" mark
+    before trying once more, and the holder checks the mark after releasing, so a message committed
+    while the holder was finishing is never left behind.
+    """
+    settled = 0
+    rerun_key = ctx.keys.session_rerun(session_id)
+    while True:
+        lock = SessionLock(ctx.redis, ctx.keys.session_lock(session_id), ctx.settings.session_lock_seconds)
+        if not lock.acquire():
+            ctx.redis.set(rerun_key, 1, ex=60)
+            if not lock.acquire():
+                return settled
+        try:
+            settled += _drain(ctx, session_id, lock)
+        finally:
+            lock.release()
+        if not ctx.redis.getdel(rerun_key):
+            return settled
+
+
+def _drain(ctx: WorkerContext, session_id: uuid.UUID, lock: SessionLock) -> int:
+    settled = 0
+    while not lock.lost:
+        job = _claim_next(ctx, session_id)
+        if job is None:
+            return settled
+        if job.session.status not in ("active", "paused"):
+            _store_failure(ctx, job, "SESSION_CLOSED", "the session closed before this message was answered")
+        elif job.message.attempts >= MAX_DELIVERIES:
+            _store_failure(ctx, job, "DELIVERY_FAILED", f"processing was interrupted {MAX_DELIVERIES} times")
+        else:
+            started = time.perf_counter()
+            outcome = _run_agent(ctx, job)
+            agent_ms = (time.perf_counter() - started) * 1000
+            if isinstance(outcome, AgentReply):
+                _store_reply(ctx, job, outcome, agent_ms)
+            else:
+                _store_failure(ctx, job, "AGENT_FAILED", outcome)
+        settled += 1
+    return settled
+
+
+def _claim_next(ctx: WorkerContext, session_id: uuid.UUID) -> Job | None:
+    """Mark the oldest unanswered user message `processing` (with a lease) and load its context.
+
+    Holding the session lock means any `processing` message here was left by a worker that died.
+    """
+    now = utcnow()
+    with ctx.engine.begin() as conn:
+        message = conn.execute(select(messages_table).where(
+            M.session_id == session_id, M.role == "user", M.status.in_(("pending", "processing")),
+        ).order_by(M.seq).limit(1)).first()
+        if message is None:
+            return None
+        conn.execute(update(messages_table).where(M.id == message.id).values(
+            status="processing", lease_until=now + timedelta(seconds=ctx.settings.message_lease_seconds),
+            attempts=M.attempts + 1))
+        session = conn.execute(
+            select(sessions_table, agents_table.c.provider, agents_table.c.settings.label("agent_settings"))
+            .join(agents_table, agents_table.c.id == S.agent_id).where(S.id == session_id)).one()
+        earlier = conn.execute(select(M.role, M.content).where(
+            M.session_id == session_id, M.seq < message.seq, M.status == "completed",
+        ).order_by(M.seq.desc()).limit(ctx.settings.history_window)).all()
+    history = tuple(HistoryItem(role=row.role, content=row.content) for row in reversed(earlier))
+    return Job(message=message, session=session, provider=session.provider, agent_settings=session.agent_settings or {},
+               history=history, claimed_at=now)
+
+
+def _run_agent(ctx: WorkerContext, job: Job) -> AgentReply | str:
+    """The agent's final reply, streaming its chunks as it goes; or the reason it failed."""
+    state = public_state(job.session.state or None)
+    context = AgentContext(
+        session_id=str(job.session.id), user_id=job.session.user_id, message=job.message.content,
+        history=job.history, settings=job.agent_settings, preferences=state.get("preferences", {}),
+        conversation=state, agent_state=job.session.agent_state or {},
+    )
+    reply_id = _reply_id(job)
+    for attempt in range(1, ctx.settings.agent_attempts + 1):
+        try:
+            return _stream(ctx, job, context, reply_id)
+        except AgentFailure as failure:
+            if not failure.transient or attempt == ctx.settings.agent_attempts:
+                return failure.reason
+            log.warning("agent failed (attempt %s), retrying: %s", attempt, failure.reason)
+            time.sleep(ctx.settings.agent_retry_backoff_seconds * 2 ** (attempt - 1))
+        except Exception as exc:  # a bug in an agent must fail one message, not the worker
+            log.exception("agent crashed on message %s", job.message.id)
+            return f"the agent raised {type(exc).__name__}: {exc}"
+    raise AssertionError("unreachable")
+
+
+def _reply_id(job: Job) -> uuid.UUID:
+    # Derived from the user message, so chunks of a retried generation name the same reply.
+    return uuid.uuid5(job.message.id, "reply")
+
+
+def _stream(ctx: WorkerContext, job: Job, context: AgentContext, reply_id: uuid.UUID) -> AgentReply:
+    final: AgentReply | None = None
+    index = 0
+    for item in build_agent(job.provider, job.agent_settings).run(context):
+        if isinstance(item, AgentReply):
+            final = item
+            continue
+        index += 1
+        ctx.publisher.publish([Event(
+            session_id=job.session.id, seq=job.session.event_seq, chunk=index, type="message.chunk",
+            data={"messageId": str(reply_id), "replyTo": str(job.message.id), "index": index, "delta": item},
+        )])
+    if final is None:
+        raise AgentFailure("the agent finished without a reply")
+    return final
+
+
+def _insert_ignoring_duplicate(conn: Any, values: dict[str, Any]) -> bool:
+    """Insert the reply unless one already answers this message; True if this call stored it."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(messages_table).values(values).on_conflict_do_nothing(index_elements=["reply_to"])
+    return conn.execute(statement.returning(M.id)).first() is not None
+
+
+def _store_reply(ctx: WorkerContext, job: Job, reply: AgentReply, agent_ms: float) -> None:
+    started = time.perf_counter()
+    now = utcnow()
+    user = job.message
+    with ctx.engine.begin() as conn:
+        session = conn.execute(select(sessions_table).where(S.id == job.session.id).with_for_update()).one()
+        state, analysis = analyze_exchange(session.state or None, user.content, reply.text, reply.confidence,
+                                           user.created_at, user.metadata)
+        metadata = {"thought": reply.thought, "actions": list(reply.actions), "confidence": reply.confidence,
+                    "analysis": analysis}
+        values = {"id": _reply_id(job), "session_id": session.id, "seq": session.next_seq + 1, "role": "agent",
+                  "author_id": str(session.agent_id), "content": reply.text, "metadata": metadata,
+                  "status": "completed", "reply_to": user.id, "created_at": now, "completed_at": now, "attempts": 1}
+        if not _insert_ignoring_duplicate(conn, values):
+            conn.rollback()  # another delivery already answered it
+            return
+        conn.execute(update(messages_table).where(M.id == user.id).values(
+            status="completed", completed_at=now, lease_until=None, error=None,
+            metadata={**user.metadata, "analysis": analysis}))
+        conn.execute(update(sessions_table).where(S.id == session.id).values(
+            next_seq=values["seq"], event_seq=session.event_seq + 2, message_count=session.message_count + 1,
+            state=state, agent_state=reply.agent_state))
+        updated = conn.execute(select(sessions_table).where(S.id == session.id)).one()
+        db_ms = (time.perf_counter() - started) * 1000
+        reply_public = public_json(message_public(SimpleNamespace(**values, error=None)))
+        status = public_json(session_status(updated, now, False))
+        events = [
+            Event(session_id=session.id, seq=session.event_seq + 1, type="message.completed", created_at=now, data={
+                "message": reply_public, "replyTo": str(user.id), "sessionStatus": status,
+                "timings": {"queueWaitMs": round((job.claimed_at - user.created_at).total_seconds() * 1000, 2),
+                            "agentMs": round(agent_ms, 2), "dbMs": round(db_ms, 2)},
+            }),
+            Event(session_id=session.id, seq=session.event_seq + 2, type="state.updated", created_at=now,
+                  data={"state": status["state"], "messageId": str(user.id)}),
+        ]
+        conn.execute(insert(events_table), [event.row() for event in events])
+    ctx.publisher.publish(events)
+
+
+def _store_failure(ctx: WorkerContext, job: Job, code: str, reason: str) -> None:
+    now = utcnow()
+    with ctx.engine.begin() as conn:
+        session = conn.execute(select(sessions_table).where(S.id == job.session.id).with_for_update()).one()
+        changed = conn.execute(update(messages_table).where(
+            M.id == job.message.id, M.status.in_(("pending", "processing"))).values(
+            status="failed", error=reason, lease_until=None, completed_at=now)).rowcount
+        if not changed:
+            return
+        conn.execute(update(sessions_table).where(S.id == session.id).values(event_seq=session.event_seq + 1))
+        event = Event(session_id=session.id, seq=session.event_seq + 1, type="message.failed", created_at=now,
+                      data={"messageId": str(job.message.id), "replyTo": str(job.message.id),
+                            "error": {"code": code, "message": reason}})
+        conn.execute(insert(events_table).values(event.row()))
+    ctx.publisher.publish([event])

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from importlib.metadata import PackageNotFoundError, version
+
+import redis.asyncio as aredis
+from sqlalchemy import func, select
+
+from core.models import sessions_table
+from core.schemas import ComponentHealth, Health
+from core.uow import AsyncUnitOfWork
+
+S = sessions_table.c
+EXPIRING_SOON = timedelta(minutes=5)
+
+
+def _version() -> str:
+    try:
+        return version("agent-sessions")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+async def check_health(uow: AsyncUnitOfWork, client: aredis.Redis, now: datetime, uptime: float,
+                       events_connected: bool) -> Health:
+    components: dict[str, ComponentHealth] = {}
+    active = expiring = 0
+    started = time.perf_counter()
+    try:
+        active = await uow.scalar(select(func.count()).where(S.status == "active", S.expires_at > now)) or 0
+        expiring = await uow.scalar(select(func.count()).where(
+            S.status == "active", S.expires_at > now, S.expires_at <= now + EXPIRING_SOON)) or 0
+        components["database"] = ComponentHealth(status="up", latency_ms=_ms(started))
+    except Exception as exc:  # health reports failures, it does not raise them
+        components["database"] = ComponentHealth(status="down", error=type(exc).__name__)
+    started = time.perf_counter()
+    try:
+        await client.ping()
+        components["redis"] = ComponentHealth(status="up", latency_ms=_ms(started))
+    except Exception as exc:
+        components["redis"] = ComponentHealth(status="down", error=type(exc).__name__)
+    components["eventBus"] = ComponentHealth(status="up" if events_connected else "down")
+    if components["database"].status == "down":
+        status = "unhealthy"
+    elif any(component.status == "down" for component in components.values()):
+        status = "degraded"
+    else:
+        status = "healthy"
+    return Health(status=status, active_sessions=active, expiring_soon=expiring, timestamp=now, uptime=round(uptime, 3),
+                  version=_version(), components=components)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

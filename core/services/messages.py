@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from types import SimpleNamespace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from core.bus import Event
+from core.errors import IdempotencyKeyReused, InvalidPagination
+from core.models import messages_table, sessions_table
+from core.schemas import Cursors, MessageCreate, MessagePage, MessagePublic, SessionStatus
+from core.services.sessions import ensure_open, load_session, public_json, session_status
+from core.settings import Settings
+from core import timeouts
+from core.uow import AsyncUnitOfWork
+from core.validation import check_content, check_metadata
+
+M = messages_table.c
+CURSOR_PREFIX = "seq:"
+
+
+def message_public(row: Any) -> MessagePublic:
+    return MessagePublic(
+        id=row.id, session_id=row.session_id, seq=row.seq, role=row.role, is_agent=row.role == "agent",
+        author_id=row.author_id, content=row.content, status=row.status, reply_to=row.reply_to,
+        created_at=row.created_at, metadata=row.metadata, error=row.error,
+    )
+
+
+@dataclass(frozen=True)
+class Submission:
+    user_message: MessagePublic
+    session_status: SessionStatus
+    created: bool  # False when an Idempotency-Key retry found the first request's message
+    reply: MessagePublic | None = None  # the stored reply, when a retry comes after it exists
+
+
+async def submit_message(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID, data: MessageCreate,
+                         now: datetime, idempotency_key: str | None, fingerprint: str) -> Submission:
+    """Store the user's message as `pending` and renew the session; the worker is asked after commit."""
+    content = check_content(data.content, settings)
+    metadata = dict(check_metadata(data.metadata, settings))
+    if data.attachments:
+        metadata["attachments"] = data.attachments
+    if idempotency_key is not None:
+        retry = await _find_retry(uow, session_id, idempotency_key, fingerprint, now)
+        if retry is not None:
+            return retry
+    row = await load_session(uow, session_id, for_update=True)
+    ensure_open(row, now)
+    expires_at, renewal_count = row.expires_at, row.renewal_count
+    if row.auto_renew:
+        renewed = timeouts.renewed_expiry(row.created_at, now, timeouts.config_of(row))
+        if renewed > expires_at:
+            expires_at, renewal_count = renewed, renewal_count + 1
+    message = {
+        "id": uuid.uuid4(), "session_id": row.id, "seq": row.next_seq + 1, "role": "user",
+        "author_id": row.user_id, "content": content, "metadata": metadata, "status": "pending",
+        "created_at": now, "attempts": 0, "idempotency_key": idempotency_key,
+        "request_hash": fingerprint if idempotency_key else None,
+    }
+    await uow.execute(insert(messages_table).values(message))
+    renewal = {"expires_at": expires_at, "renewal_count": renewal_count}
+    if renewal_count != row.renewal_count:
+        renewal["warned_at"] = None  # a new idle window earns a new expiry warning
+    await uow.execute(update(sessions_table).where(sessions_table.c.id == row.id).values(
+        next_seq=message["seq"], event_seq=row.event_seq + 1, message_count=row.message_count + 1,
+        last_activity_at=now, **renewal))
+    public = MessagePublic(**{**message, "is_agent": False, "reply_to": None})
+    uow.emit(Event(session_id=row.id, seq=row.event_seq + 1, type="message.created",
+                   data={"message": public_json(public)}, created_at=now))
+    uow.process_session_after_commit(row.id)
+    updated = SimpleNamespace(**{**row._mapping, "last_activity_at": now, **renewal})
+    return Submission(user_message=public, created=True,
+                      session_status=session_status(updated, now, renewal_count != row.renewal_count))
+
+
+async def _find_retry(uow: AsyncUnitOfWork, session_id: uuid.UUID, key: str, fingerprint: str,
+                      now: datetime) -> Submission | None:
+    first = (await uow.execute(select(messages_table).where(
+        M.session_id == session_id, M.idempotency_key == key))).first()
+    if first is None:
+        return None
+    if first.request_hash != fingerprint:
+        raise IdempotencyKeyReused("this Idempotency-Key was used with a different request body",
+                                   messageId=str(first.id))
+    reply = (await uow.execute(select(messages_table).where(M.reply_to == first.id))).first()
+    session = await load_session(uow, session_id)
+    return Submission(user_message=message_public(first), session_status=session_status(session, now, False),
+                      created=False, reply=message_public(reply) if reply is not None else None)
+
+
+async def find_outcome(uow: AsyncUnitOfWork, user_message_id: uuid.UUID) -> tuple[MessagePublic, Any] | None:
+    """The stored reply to a user message (or the failed user message itself), with its session row."""
+    reply = (await uow.execute(select(messages_table).where(M.reply_to == user_message_id))).first()
+    if reply is None:
+        reply = (await uow.execute(select(messages_table).where(
+            M.id == user_message_id, M.status == "failed"))).first()
+    if reply is None:
+        return None
+    return message_public(reply), await load_session(uow, reply.session_id)
+
+
+def parse_limit(raw: str | None, settings: Settings) -> int:
+    if raw is None:
+        return settings.page_size_default
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise InvalidPagination("limit must be a whole number", field="limit", value=raw[:32]) from None
+    if not 1 <= limit <= settings.page_size_max:
+        raise InvalidPagination(f"limit must be between 1 and {settings.page_size_max}", field="limit", value=limit)
+    return limit
+
+
+def parse_position(raw: str, field: str) -> tuple[str, Any]:
+    """A cursor (`seq:N`), epoch milliseconds, or an ISO 8601 timestamp."""
+    value = raw.strip()
+    try:
+        if value.startswith(CURSOR_PREFIX):
+            return "seq", int(value.removeprefix(CURSOR_PREFIX))
+        if value.lstrip("-").isdigit():
+            return "time", datetime.fromtimestamp(int(value) / 1000, UTC)
+        moment = datetime.fromisoformat(value)
+        return "time", moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        raise InvalidPagination(f"{field} must be an ISO 8601 timestamp, epoch milliseconds or a cursor",
+                                field=field, value=raw[:64]) from None
+
+
+def _bound(kind: str, value: Any, older: bool) -> Any:
+    if kind == "seq":
+        return M.seq < value if older else M.seq > value
+    return M.created_at < value if older else M.created_at > value
+
+
+async def history(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID, *, limit: str | None,
+                  before: str | None, after: str | None) -> MessagePage:
+    size = parse_limit(limit, settings)
+    filters = [M.session_id == session_id]
+    if before is not None:
+        filters.append(_bound(*parse_position(before, "before"), older=True))
+    if after is not None:
+        filters.append(_bound(*parse_position(after, "after"), older=False))
+    await load_session(uow, session_id)
+    # With only `after`, the page is the messages right after it (paging forward); otherwise the newest.
+    forward = after is not None and before is None
+    order = M.seq.asc() if forward else M.seq.desc()
+    rows = (await uow.execute(select(messages_table).where(*filters).order_by(order).limit(size + 1))).all()
+    page = sorted(rows[:size], key=lambda row: row.seq, reverse=True)
+    return MessagePage(
+        messages=[message_public(row) for row in page], has_more=len(rows) > size,
+        cursors=Cursors(before=f"{CURSOR_PREFIX}{page[-1].seq}" if page else None,
+                        after=f"{CURSOR_PREFIX}{page[0].seq}" if page else None),
+    )

@@ -1,0 +1,82 @@
+"""Settings from the environment (and a `.env` file), read once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # Where data lives. SQLite in the working directory is the embedded default.
+    database_url: str = "sqlite:///agent-sessions.db"
+    # None means "start an embedded Redis" (only `agent-sessions dev` does that).
+    redis_url: str | None = None
+    # Namespace of every Redis key and channel, so several deployments (or test runs) can share a server.
+    redis_prefix: str = "as:"
+    celery_queue: str = "agent-sessions"
+
+    host: str = "127.0.0.1"
+    port: int = 3000
+    environment: str = "production"
+    cors_origins: list[str] = ["http://localhost:3000", "http://127.0.0.1:3000"]
+
+    # How long a blocking POST waits for the reply before answering 202.
+    reply_wait_seconds: float = 30.0
+
+    # Input limits.
+    content_max_chars: int = 4000
+    metadata_max_bytes: int = 10 * 1024
+    attachments_max: int = 10
+    request_body_max_bytes: int = 256 * 1024
+    page_size_default: int = 50
+    page_size_max: int = 100
+
+    # Timeout defaults (ElizaOS field names), overridden by agent settings, then by the request.
+    timeout_minutes: int = Field(30, ge=1, le=1440)
+    auto_renew: bool = True
+    max_duration_minutes: int = Field(720, ge=1)
+    warning_threshold_minutes: int = Field(5, ge=0)
+
+    # Worker behaviour.
+    session_lock_seconds: float = 30.0  # lease of a session's processing lock, renewed while held
+    message_lease_seconds: float = 120.0  # a `processing` message older than this is re-queued by the sweep
+    agent_attempts: int = 3  # tries per message for transient agent failures
+    agent_retry_backoff_seconds: float = 0.5
+    history_window: int = 20  # earlier messages handed to the agent
+    event_stream_maxlen: int = 1000  # events kept per session in its Redis Stream
+
+    # Beat.
+    sweep_interval_seconds: float = 30.0
+    stuck_pending_seconds: float = 30.0  # a `pending` message this old has lost its task: re-queue it
+
+    @property
+    def async_database_url(self) -> str:
+        """The same database through an asyncio driver (psycopg 3 async, aiosqlite)."""
+        url = self.database_url
+        if url.startswith("sqlite:"):
+            return "sqlite+aiosqlite:" + url.removeprefix("sqlite:")
+        for prefix in ("postgresql+psycopg:", "postgresql:", "postgres:"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg:" + url.removeprefix(prefix)
+        return url
+
+    @property
+    def sync_database_url(self) -> str:
+        url = self.database_url
+        for prefix in ("postgresql:", "postgres:"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg:" + url.removeprefix(prefix)
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,72 @@
+"""The API's unit of work: one transaction, plus the side effects that must wait for its commit."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.engine import Result
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from core.bus import AsyncEventPublisher, Event
+from core.taskqueue import AsyncTaskSender
+
+
+class AsyncUnitOfWork:
+    """Services execute statements through it and never commit; the edge calls `commit()`, which commits,
+    then sends the collected tasks and publishes the collected events (never before the commit).
+
+    A pooled connection is taken on the first statement and given back at commit, so a request that
+    then waits for a reply holds no database connection while it waits.
+    """
+
+    def __init__(self, engine: AsyncEngine, publisher: AsyncEventPublisher, tasks: AsyncTaskSender) -> None:
+        self._engine = engine
+        self._publisher = publisher
+        self._tasks = tasks
+        self._conn: AsyncConnection | None = None
+        self._events: list[Event] = []
+        self._sessions_to_process: list[uuid.UUID] = []
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]:
+        if self._conn is None:
+            self._conn = await self._engine.connect()
+        return await self._conn.execute(statement, parameters)
+
+    async def scalar(self, statement: Any) -> Any:
+        return (await self.execute(statement)).scalar()
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    def emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    def process_session_after_commit(self, session_id: uuid.UUID) -> None:
+        self._sessions_to_process.append(session_id)
+
+    async def commit(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                await conn.commit()
+            finally:
+                await conn.close()
+        events, self._events = self._events, []
+        sessions, self._sessions_to_process = self._sessions_to_process, []
+        # A send that fails leaves the message `pending`; the sweep re-queues it, so nothing is lost.
+        for session_id in dict.fromkeys(sessions):
+            await self._tasks.process_session(session_id)
+        if events:
+            await self._publisher.publish(events)
+
+    async def rollback(self) -> None:
+        self._events.clear()
+        self._sessions_to_process.clear()
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                await conn.rollback()
+            finally:
+                await conn.close()

@@ -1,0 +1,35 @@
+from core.agents.base import AgentContext, AgentReply
+from core.agents.echo import EchoAgent
+
+
+def run_echo(message: str) -> tuple[list[str], AgentReply]:
+    *chunks, reply = EchoAgent().run(AgentContext(session_id="s1", user_id="u1", message=message))
+    return chunks, reply
+
+
+def test_reply_repeats_the_message():
+    _, reply = run_echo("hello there")
+    assert reply.text == "echo: hello there"
+
+
+def test_chunks_join_to_the_reply_text():
+    chunks, reply = run_echo("hello there")
+    assert 1 <= len(chunks) <= 2
+    assert "".join(chunks) == reply.text
+
+
+def test_reply_is_fully_confident_and_explains_itself():
+    _, reply = run_echo("hi")
+    assert reply.confidence == 1.0
+    assert reply.thought == "echo agent repeats the message"
+    assert reply.actions == ("REPLY",)
+
+
+def test_empty_message_still_replies():
+    chunks, reply = run_echo("")
+    assert reply.text == "echo: "
+    assert "".join(chunks) == reply.text
+
+
+def test_from_settings_builds_an_agent():
+    assert isinstance(EchoAgent.from_settings({}), EchoAgent)

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import uuid
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy.exc import OperationalError
+
+from core.processing import process_session
+from core.sweeps import sweep as run_sweep
+from worker.celery_app import app
+from worker.context import get_context
+
+# Database or Redis away for a moment: try again later; the handler is idempotent.
+TRANSIENT = (OperationalError, RedisConnectionError)
+
+
+@app.task(name="sessions.process", autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=30,
+          max_retries=20)
+def process(session_id: str) -> int:
+    return process_session(get_context(), uuid.UUID(session_id))
+
+
+@app.task(name="sessions.sweep", autoretry_for=TRANSIENT, max_retries=0)
+def sweep() -> dict[str, int]:
+    result = run_sweep(get_context(), lambda session_id: process.delay(str(session_id)))
+    return {"expired": result.expired, "requeued": result.requeued}
