@@ -6,26 +6,45 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.pydantic import PydanticPlugin
 
+from api.auth import authorize, provide_principal
 from api.errors import EXCEPTION_HANDLERS
+from api.headers import security_headers
 from api.resources import lifespan, provide_resources, provide_uow
 from api.routes.agents import AgentController
+from api.routes.auth import AuthController
 from api.routes.sessions import SessionController
 from core.settings import Settings, get_settings
+
+DOCS_PATH = "/schema"
+SECURITY_SCHEMES = {
+    "serverKey": SecurityScheme(type="apiKey", name="X-API-KEY", security_scheme_in="header",
+                                description="The server key (AGENT_SESSIONS_API_KEY): admin access"),
+    "userToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT",
+                                description="A user's token (`sub` = userId; scopes sessions:read, sessions:write)"),
+}
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return Litestar(
-        route_handlers=[SessionController, AgentController],
+        route_handlers=[SessionController, AgentController, AuthController],
         lifespan=[lifespan(settings)],
-        dependencies={"resources": Provide(provide_resources, sync_to_thread=False), "uow": Provide(provide_uow)},
+        guards=[authorize],
+        dependencies={"resources": Provide(provide_resources, sync_to_thread=False), "uow": Provide(provide_uow),
+                      "principal": Provide(provide_principal, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[security_headers(DOCS_PATH)],
         plugins=[PydanticPlugin(prefer_alias=True)],
-        openapi_config=OpenAPIConfig(title="Agent Sessions", version="0.1.0",
-                                     description="Persistent, stateful chat sessions with AI agents."),
-        cors_config=CORSConfig(allow_origins=settings.cors_origins),
+        openapi_config=OpenAPIConfig(
+            title="Agent Sessions", version="0.1.0", path=DOCS_PATH,
+            description="Persistent, stateful chat sessions with AI agents. When the server has a key configured, "
+                        "send it as X-API-KEY, or a user's bearer token as Authorization.",
+            components=Components(security_schemes=SECURITY_SCHEMES),
+            security=[{"serverKey": []}, {"userToken": []}]),
+        cors_config=CORSConfig(allow_origins=settings.cors_origins, expose_headers=["Retry-After"]),
         request_max_body_size=settings.request_body_max_bytes,
     )

@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.InvalidInput: 400,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.RateLimited: 429,
+    errors.TokenMintingUnavailable: 501,
     errors.SessionNotFound: 404,
     errors.AgentNotFound: 404,
     errors.SessionExpired: 410,
@@ -53,7 +57,13 @@ def _status_of(exc: errors.DomainError) -> int:
 
 def domain_error(_: Request, exc: errors.DomainError) -> Response[dict[str, Any]]:
     status = _status_of(exc)
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+    headers = None
+    if isinstance(exc, errors.RateLimited):
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif status == 503:
+        headers = {"Retry-After": RETRY_AFTER_SECONDS}
+    elif status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="agent-sessions"'}
     return error_response(status, exc.code, exc.message, exc.details, headers)
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.bus import AsyncEventPublisher, EventHub, Keys
 from core.db import create_async_db_engine
+from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.taskqueue import AsyncTaskSender
 from core.uow import AsyncUnitOfWork
@@ -28,6 +29,7 @@ class Resources:
     publisher: AsyncEventPublisher
     tasks: AsyncTaskSender
     hub: EventHub
+    limiter: RateLimiter
     started_at: float
 
     @classmethod
@@ -40,7 +42,7 @@ class Resources:
         resources = cls(settings=settings, engine=create_async_db_engine(settings), redis=client, keys=keys,
                         publisher=AsyncEventPublisher(client, keys, settings.event_stream_maxlen),
                         tasks=AsyncTaskSender(client, keys, settings.celery_queue), hub=hub,
-                        started_at=time.monotonic())
+                        limiter=RateLimiter(client, keys, settings), started_at=time.monotonic())
         await hub.start()
         return resources
 

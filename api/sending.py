@@ -39,13 +39,14 @@ class Failed:
 
 
 async def send(uow: AsyncUnitOfWork, resources: Resources, session_id: uuid.UUID, data: MessageCreate,
-               idempotency_key: str | None, debug: bool) -> Response[Any]:
+               idempotency_key: str | None, debug: bool, owner: str | None) -> Response[Any]:
     started = time.perf_counter()
     key = check_idempotency_key(idempotency_key)
     fingerprint = request_fingerprint(data.model_dump(mode="json", exclude_none=True))
     # Listen before committing: the reply cannot be published before we are ready to hear it.
     async with resources.hub.subscribe(session_id) as subscription:
-        submission = await submit_message(uow, resources.settings, session_id, data, utcnow(), key, fingerprint)
+        submission = await submit_message(uow, resources.settings, session_id, data, utcnow(), key, fingerprint,
+                                          owner=owner, limiter=resources.limiter)
         await uow.commit()
         committed = time.perf_counter()
         timings: dict[str, Any] = {"acceptMs": _ms(started, committed)}

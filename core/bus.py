@@ -49,6 +49,9 @@ class Keys:
     def session_rerun(self, session_id: uuid.UUID | str) -> str:
         return f"{self.prefix}rerun:{session_id}"
 
+    def rate_limit(self, bucket: str, ident: uuid.UUID | str) -> str:
+        return f"{self.prefix}rl:{bucket}:{ident}"
+
     def task_queue(self, queue: str) -> str:
         return f"{self.prefix}{queue}"
 

@@ -72,6 +72,7 @@ def dev(port: int = typer.Option(None, help="Defaults to PORT (3000)"), concurre
     """Everything in one command: SQLite, an embedded Redis, the API, a worker and the beat."""
     settings = get_settings()
     env = dict(os.environ)
+    env.setdefault("ENVIRONMENT", "dev")  # X-Debug details for everyone, local only
     port = port or settings.port
     children: list[subprocess.Popen[bytes]] = []
     if not settings.redis_url:

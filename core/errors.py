@@ -74,3 +74,37 @@ class IdempotencyKeyReused(DomainError):
 
 class ServiceUnavailable(DomainError):
     code = "SERVICE_UNAVAILABLE"
+
+
+class Unauthorized(DomainError):
+    """No valid credentials: a missing or wrong server key, or a missing or invalid bearer token."""
+
+    code = "UNAUTHORIZED"
+
+
+class TokenExpired(Unauthorized):
+    code = "TOKEN_EXPIRED"
+
+
+class Forbidden(DomainError):
+    """Valid credentials that do not allow this action (e.g. a user token creating another user's session)."""
+
+    code = "FORBIDDEN"
+
+
+class InsufficientScope(Forbidden):
+    code = "INSUFFICIENT_SCOPE"
+
+
+class RateLimited(DomainError):
+    code = "RATE_LIMIT_EXCEEDED"
+
+    def __init__(self, message: str, retry_after: int, **details: Any) -> None:
+        super().__init__(message, retryAfter=retry_after, **details)
+        self.retry_after = retry_after
+
+
+class TokenMintingUnavailable(DomainError):
+    """`POST /api/auth/token` needs a signing key (JWT_SECRET, or JWT_PRIVATE_KEY for RS256/ES256)."""
+
+    code = "TOKEN_MINTING_UNAVAILABLE"

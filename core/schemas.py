@@ -17,6 +17,7 @@ Provider = Literal["eliza", "echo", "openai"]
 SessionStatusName = Literal["active", "paused", "ended", "expired"]
 Transport = Literal["http", "sse", "websocket"]
 Mode = Literal["sync", "stream", "async"]
+Scope = Literal["sessions:read", "sessions:write"]
 
 
 class Schema(BaseModel):
@@ -177,6 +178,21 @@ class Health(Schema):
     uptime: float  # seconds
     version: str
     components: dict[str, ComponentHealth]
+
+
+class TokenCreate(Schema):
+    user_id: str = Field(pattern=USER_ID_PATTERN)
+    scopes: list[Scope] | None = None  # default: both
+    ttl_seconds: int | None = Field(default=None, ge=1)  # default TOKEN_TTL_SECONDS, at most TOKEN_TTL_MAX_SECONDS
+
+
+class TokenPublic(Schema):
+    token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    user_id: str
+    scopes: list[Scope]
+    expires_at: datetime
+    expires_in: int  # seconds
 
 
 class ErrorBody(Schema):

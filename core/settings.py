@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -21,8 +22,34 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 3000
-    environment: str = "production"
-    cors_origins: list[str] = ["http://localhost:3000", "http://127.0.0.1:3000"]
+    environment: str = "production"  # `dev` (set by `agent-sessions dev`), `test` or `production`
+    # A JSON list or a comma-separated list of origins allowed to call the API from a browser.
+    cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:3000", "http://127.0.0.1:3000"]
+
+    # Authentication is on when a server key or a token key is configured, off otherwise (dev default).
+    # The server key (header X-API-KEY) acts as admin; ElizaOS deployments already set ELIZA_SERVER_AUTH_TOKEN.
+    api_key: SecretStr | None = Field(None, validation_alias=AliasChoices(
+        "AGENT_SESSIONS_API_KEY", "ELIZA_SERVER_AUTH_TOKEN"))
+    # Per-user bearer tokens (JWT, `sub` = userId): HS256 with a shared secret, or RS256/ES256 verified with a
+    # PEM public key (a private key, if given, lets `POST /api/auth/token` mint them).
+    jwt_algorithm: Literal["HS256", "RS256", "ES256"] = "HS256"
+    jwt_secret: SecretStr | None = None
+    jwt_public_key: str | None = None
+    jwt_private_key: SecretStr | None = None
+    jwt_leeway_seconds: int = Field(30, ge=0)
+    token_ttl_seconds: int = Field(900, ge=1)  # lifetime of a minted token unless the request asks less/more
+    token_ttl_max_seconds: int = Field(86400, ge=1)
+    # With authentication on, these stay reachable without credentials (load balancers, API browsers).
+    public_health: bool = True
+    public_docs: bool = True
+
+    # Rate limits (fixed windows in Redis, shared by every API process). None = on, except when
+    # ENVIRONMENT=test. A limit of 0 switches that one limit off.
+    rate_limit_enabled: bool | None = None
+    rate_limit_window_seconds: float = Field(60.0, gt=0)
+    rate_limit_messages_per_session: int = Field(60, ge=0)
+    rate_limit_messages_per_user: int = Field(120, ge=0)
+    rate_limit_sessions_per_user: int = Field(30, ge=0)
 
     # How long a blocking POST waits for the reply before answering 202.
     reply_wait_seconds: float = 30.0
@@ -52,6 +79,43 @@ class Settings(BaseSettings):
     # Beat.
     sweep_interval_seconds: float = 30.0
     stuck_pending_seconds: float = 30.0  # a `pending` message this old has lost its task: re-queue it
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [origin.strip() for origin in text.split(",") if origin.strip()]
+        return value
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.api_key is not None or self.jwt_verification_key is not None
+
+    @property
+    def jwt_verification_key(self) -> str | None:
+        if self.jwt_algorithm == "HS256":
+            return self.jwt_secret.get_secret_value() if self.jwt_secret else None
+        return self.jwt_public_key
+
+    @property
+    def jwt_signing_key(self) -> str | None:
+        if self.jwt_algorithm == "HS256":
+            return self.jwt_secret.get_secret_value() if self.jwt_secret else None
+        return self.jwt_private_key.get_secret_value() if self.jwt_private_key else None
+
+    @property
+    def rate_limits_on(self) -> bool:
+        return self.rate_limit_enabled if self.rate_limit_enabled is not None else self.environment != "test"
+
+    @property
+    def debug_open(self) -> bool:
+        """Whether any caller may ask for `X-Debug` details (otherwise only the server key may)."""
+        return self.environment in ("dev", "test")
 
     @property
     def async_database_url(self) -> str:

@@ -22,6 +22,13 @@ def check_metadata(metadata: dict[str, Any] | None, settings: Settings, field: s
     return metadata
 
 
+def check_attachments(attachments: list[Any], settings: Settings) -> list[Any]:
+    if len(attachments) > settings.attachments_max:
+        raise InvalidInput(f"{len(attachments)} attachments; the limit is {settings.attachments_max}",
+                           field="attachments", count=len(attachments), limit=settings.attachments_max)
+    return attachments
+
+
 def check_content(content: str, settings: Settings) -> str:
     if not content.strip():
         raise ContentInvalid("content must not be empty", field="content")

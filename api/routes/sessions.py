@@ -8,11 +8,12 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from api.resources import Resources
+from api.responses import GUARDED, WITH_BODY, errors
 from api.sending import send
+from core.auth import Principal
 from core.clock import utcnow
 from core.schemas import (
     AcceptedPublic,
-    ErrorResponse,
     Health,
     MessageCreate,
     MessagePage,
@@ -27,30 +28,28 @@ from core.services.health import check_health
 from core.uow import AsyncUnitOfWork
 from core.validation import check_idempotency_key, parse_uuid, request_fingerprint
 
-ERRORS = {status: ResponseSpec(ErrorResponse, description=text) for status, text in {
-    400: "Invalid input", 404: "Unknown session", 409: "Session paused or conflicting request",
-    410: "Session expired or ended", 422: "Idempotency-Key reused with another body",
-    503: "A backing service is unavailable"}.items()}
-
 IdempotencyKey = Annotated[str | None, Parameter(header="Idempotency-Key", required=False)]
 DebugHeader = Annotated[str | None, Parameter(header="X-Debug", required=False)]
+# Reads need the sessions:read scope (the default access), changes sessions:write.
+WRITE = {"access": "write"}
+LIFECYCLE_ERRORS = errors(*WITH_BODY, 404, 409, 410)
 
 
 class SessionController(Controller):
     path = "/api/messaging/sessions"
     tags = ["sessions"]
-    responses = ERRORS  # type: ignore[assignment]
 
-    @post("/", status_code=201, summary="Create a session")
-    async def create(self, data: SessionCreate, uow: AsyncUnitOfWork, resources: Resources,
+    @post("/", status_code=201, summary="Create a session", opt=WRITE, responses=errors(*WITH_BODY, 404, 409, 422, 429))
+    async def create(self, data: SessionCreate, uow: AsyncUnitOfWork, resources: Resources, principal: Principal,
                      idempotency_key: IdempotencyKey = None) -> SessionPublic:
         fingerprint = request_fingerprint(data.model_dump(mode="json", exclude_none=True))
         return await sessions.create_session(uow, resources.settings, data, utcnow(),
-                                             check_idempotency_key(idempotency_key), fingerprint)
+                                             check_idempotency_key(idempotency_key), fingerprint,
+                                             owner=principal.owner, limiter=resources.limiter)
 
-    @get("/", summary="List sessions")
+    @get("/", summary="List sessions (a user token sees only its own)", responses=errors(*GUARDED))
     async def list_sessions(
-        self, uow: AsyncUnitOfWork,
+        self, uow: AsyncUnitOfWork, principal: Principal,
         user_id: Annotated[str | None, Parameter(query="userId", max_length=128)] = None,
         agent_id: Annotated[str | None, Parameter(query="agentId")] = None,
         status: Annotated[str | None, Parameter(query="status", pattern="^(active|paused|ended|expired)$")] = None,
@@ -58,58 +57,69 @@ class SessionController(Controller):
         limit: Annotated[int, Parameter(query="limit", ge=1, le=100)] = 50,
     ) -> SessionPage:
         agent = parse_uuid(agent_id, "agentId") if agent_id is not None else None
-        return await sessions.list_sessions(uow, utcnow(), user_id=user_id, agent_id=agent, status=status,
-                                            cursor=cursor, limit=limit)
+        return await sessions.list_sessions(uow, utcnow(), owner=principal.owner, user_id=user_id, agent_id=agent,
+                                            status=status, cursor=cursor, limit=limit)
 
-    @get("/health", summary="Service health")
+    @get("/health", summary="Service health", opt={"access": "health"}, responses=errors(401, 503))
     async def health(self, uow: AsyncUnitOfWork, resources: Resources) -> Health:
         return await check_health(uow, resources.redis, utcnow(), time.monotonic() - resources.started_at,
                                   resources.hub.connected)
 
-    @get("/{session_id:str}", summary="Get a session")
-    async def get_session(self, session_id: str, uow: AsyncUnitOfWork) -> SessionPublic:
-        return await sessions.get_session(uow, parse_uuid(session_id, "sessionId"), utcnow())
+    @get("/{session_id:str}", summary="Get a session", responses=errors(*GUARDED, 404))
+    async def get_session(self, session_id: str, uow: AsyncUnitOfWork, principal: Principal) -> SessionPublic:
+        return await sessions.get_session(uow, parse_uuid(session_id, "sessionId"), utcnow(), owner=principal.owner)
 
-    @delete("/{session_id:str}", status_code=200, summary="End (archive) or purge a session")
-    async def end(self, session_id: str, uow: AsyncUnitOfWork,
+    @delete("/{session_id:str}", status_code=200, summary="End (archive) or purge a session", opt=WRITE,
+            responses=errors(*GUARDED, 404))
+    async def end(self, session_id: str, uow: AsyncUnitOfWork, principal: Principal,
                   purge: Annotated[bool, Parameter(query="purge")] = False) -> dict[str, Any]:
-        return await sessions.end_session(uow, parse_uuid(session_id, "sessionId"), utcnow(), purge)
+        return await sessions.end_session(uow, parse_uuid(session_id, "sessionId"), utcnow(), purge,
+                                          owner=principal.owner)
 
-    @post("/{session_id:str}/messages", summary="Send a message and get the agent's reply",
+    @post("/{session_id:str}/messages", summary="Send a message and get the agent's reply", opt=WRITE,
           responses={201: ResponseSpec(ReplyPublic, description="The agent's reply"),
                      202: ResponseSpec(AcceptedPublic, description="Accepted; the reply follows on /events"),
-                     502: ResponseSpec(ErrorResponse, description="The agent failed to answer")})
+                     **errors(*WITH_BODY, 404, 409, 410, 422, 429, 502)})
     async def send_message(self, session_id: str, data: MessageCreate, uow: AsyncUnitOfWork, resources: Resources,
-                           idempotency_key: IdempotencyKey = None, x_debug: DebugHeader = None) -> Response[Any]:
-        return await send(uow, resources, parse_uuid(session_id, "sessionId"), data, idempotency_key,
-                          debug=(x_debug or "").lower() == "true")
+                           principal: Principal, idempotency_key: IdempotencyKey = None,
+                           x_debug: DebugHeader = None) -> Response[Any]:
+        debug = (x_debug or "").lower() == "true" and principal.may_debug(resources.settings)
+        return await send(uow, resources, parse_uuid(session_id, "sessionId"), data, idempotency_key, debug=debug,
+                          owner=principal.owner)
 
-    @get("/{session_id:str}/messages", summary="Message history, newest first")
+    @get("/{session_id:str}/messages", summary="Message history, newest first", responses=errors(*GUARDED, 404))
     async def history(
-        self, session_id: str, uow: AsyncUnitOfWork, resources: Resources,
+        self, session_id: str, uow: AsyncUnitOfWork, resources: Resources, principal: Principal,
         limit: Annotated[str | None, Parameter(query="limit", description="1..100, default 50")] = None,
         before: Annotated[str | None, Parameter(query="before", description="ISO 8601, epoch ms or a cursor")] = None,
         after: Annotated[str | None, Parameter(query="after", description="ISO 8601, epoch ms or a cursor")] = None,
     ) -> MessagePage:
-        return await messages.history(uow, resources.settings, parse_uuid(session_id, "sessionId"), limit=limit,
-                                      before=before, after=after)
+        return await messages.history(uow, resources.settings, parse_uuid(session_id, "sessionId"),
+                                      owner=principal.owner, limit=limit, before=before, after=after)
 
-    @post("/{session_id:str}/pause", status_code=200, summary="Pause a session")
-    async def pause(self, session_id: str, uow: AsyncUnitOfWork) -> SessionPublic:
-        return await sessions.pause_session(uow, parse_uuid(session_id, "sessionId"), utcnow())
+    @post("/{session_id:str}/pause", status_code=200, summary="Pause a session", opt=WRITE,
+          responses=LIFECYCLE_ERRORS)
+    async def pause(self, session_id: str, uow: AsyncUnitOfWork, principal: Principal) -> SessionPublic:
+        return await sessions.pause_session(uow, parse_uuid(session_id, "sessionId"), utcnow(), owner=principal.owner)
 
-    @post("/{session_id:str}/resume", status_code=200, summary="Resume a paused session")
-    async def resume(self, session_id: str, uow: AsyncUnitOfWork) -> SessionPublic:
-        return await sessions.resume_session(uow, parse_uuid(session_id, "sessionId"), utcnow())
+    @post("/{session_id:str}/resume", status_code=200, summary="Resume a paused session", opt=WRITE,
+          responses=LIFECYCLE_ERRORS)
+    async def resume(self, session_id: str, uow: AsyncUnitOfWork, principal: Principal) -> SessionPublic:
+        return await sessions.resume_session(uow, parse_uuid(session_id, "sessionId"), utcnow(), owner=principal.owner)
 
-    @post("/{session_id:str}/renew", status_code=200, summary="Renew a session's timeout")
-    async def renew(self, session_id: str, uow: AsyncUnitOfWork) -> SessionPublic:
-        return await sessions.renew_session(uow, parse_uuid(session_id, "sessionId"), utcnow())
+    @post("/{session_id:str}/renew", status_code=200, summary="Renew a session's timeout", opt=WRITE,
+          responses=LIFECYCLE_ERRORS)
+    async def renew(self, session_id: str, uow: AsyncUnitOfWork, principal: Principal) -> SessionPublic:
+        return await sessions.renew_session(uow, parse_uuid(session_id, "sessionId"), utcnow(), owner=principal.owner)
 
-    @post("/{session_id:str}/heartbeat", status_code=200, summary="Record activity without a message")
-    async def heartbeat(self, session_id: str, uow: AsyncUnitOfWork) -> SessionPublic:
-        return await sessions.heartbeat(uow, parse_uuid(session_id, "sessionId"), utcnow())
+    @post("/{session_id:str}/heartbeat", status_code=200, summary="Record activity without a message", opt=WRITE,
+          responses=LIFECYCLE_ERRORS)
+    async def heartbeat(self, session_id: str, uow: AsyncUnitOfWork, principal: Principal) -> SessionPublic:
+        return await sessions.heartbeat(uow, parse_uuid(session_id, "sessionId"), utcnow(), owner=principal.owner)
 
-    @patch("/{session_id:str}/timeout", summary="Change the timeout config (merged with the current one)")
-    async def update_timeout(self, session_id: str, data: TimeoutConfigUpdate, uow: AsyncUnitOfWork) -> SessionPublic:
-        return await sessions.update_timeout(uow, parse_uuid(session_id, "sessionId"), utcnow(), data)
+    @patch("/{session_id:str}/timeout", summary="Change the timeout config (merged with the current one)", opt=WRITE,
+           responses=LIFECYCLE_ERRORS)
+    async def update_timeout(self, session_id: str, data: TimeoutConfigUpdate, uow: AsyncUnitOfWork,
+                             principal: Principal) -> SessionPublic:
+        return await sessions.update_timeout(uow, parse_uuid(session_id, "sessionId"), utcnow(), data,
+                                             owner=principal.owner)

@@ -13,10 +13,11 @@ from core.errors import IdempotencyKeyReused, InvalidPagination
 from core.models import messages_table, sessions_table
 from core.schemas import Cursors, MessageCreate, MessagePage, MessagePublic, SessionStatus
 from core.services.sessions import ensure_open, load_session, public_json, session_status
+from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core import timeouts
 from core.uow import AsyncUnitOfWork
-from core.validation import check_content, check_metadata
+from core.validation import check_attachments, check_content, check_metadata
 
 M = messages_table.c
 CURSOR_PREFIX = "seq:"
@@ -39,18 +40,20 @@ class Submission:
 
 
 async def submit_message(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID, data: MessageCreate,
-                         now: datetime, idempotency_key: str | None, fingerprint: str) -> Submission:
+                         now: datetime, idempotency_key: str | None, fingerprint: str, *, owner: str | None,
+                         limiter: RateLimiter) -> Submission:
     """Store the user's message as `pending` and renew the session; the worker is asked after commit."""
     content = check_content(data.content, settings)
     metadata = dict(check_metadata(data.metadata, settings))
     if data.attachments:
-        metadata["attachments"] = data.attachments
+        metadata["attachments"] = check_attachments(data.attachments, settings)
+    row = await load_session(uow, session_id, owner=owner, for_update=True)
     if idempotency_key is not None:
-        retry = await _find_retry(uow, session_id, idempotency_key, fingerprint, now)
+        retry = await _find_retry(uow, row, idempotency_key, fingerprint, now)
         if retry is not None:
-            return retry
-    row = await load_session(uow, session_id, for_update=True)
+            return retry  # a retry returns the first result and costs no rate-limit quota
     ensure_open(row, now)
+    await limiter.message(row.id, row.user_id)
     expires_at, renewal_count = row.expires_at, row.renewal_count
     if row.auto_renew:
         renewed = timeouts.renewed_expiry(row.created_at, now, timeouts.config_of(row))
@@ -78,17 +81,16 @@ async def submit_message(uow: AsyncUnitOfWork, settings: Settings, session_id: u
                       session_status=session_status(updated, now, renewal_count != row.renewal_count))
 
 
-async def _find_retry(uow: AsyncUnitOfWork, session_id: uuid.UUID, key: str, fingerprint: str,
+async def _find_retry(uow: AsyncUnitOfWork, session: Any, key: str, fingerprint: str,
                       now: datetime) -> Submission | None:
     first = (await uow.execute(select(messages_table).where(
-        M.session_id == session_id, M.idempotency_key == key))).first()
+        M.session_id == session.id, M.idempotency_key == key))).first()
     if first is None:
         return None
     if first.request_hash != fingerprint:
         raise IdempotencyKeyReused("this Idempotency-Key was used with a different request body",
                                    messageId=str(first.id))
     reply = (await uow.execute(select(messages_table).where(M.reply_to == first.id))).first()
-    session = await load_session(uow, session_id)
     return Submission(user_message=message_public(first), session_status=session_status(session, now, False),
                       created=False, reply=message_public(reply) if reply is not None else None)
 
@@ -101,7 +103,8 @@ async def find_outcome(uow: AsyncUnitOfWork, user_message_id: uuid.UUID) -> tupl
             M.id == user_message_id, M.status == "failed"))).first()
     if reply is None:
         return None
-    return message_public(reply), await load_session(uow, reply.session_id)
+    # Called by the edge right after submitting this very message, whose session it has already checked.
+    return message_public(reply), await load_session(uow, reply.session_id, owner=None)
 
 
 def parse_limit(raw: str | None, settings: Settings) -> int:
@@ -137,15 +140,15 @@ def _bound(kind: str, value: Any, older: bool) -> Any:
     return M.created_at < value if older else M.created_at > value
 
 
-async def history(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID, *, limit: str | None,
-                  before: str | None, after: str | None) -> MessagePage:
+async def history(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID, *, owner: str | None,
+                  limit: str | None, before: str | None, after: str | None) -> MessagePage:
     size = parse_limit(limit, settings)
     filters = [M.session_id == session_id]
     if before is not None:
         filters.append(_bound(*parse_position(before, "before"), older=True))
     if after is not None:
         filters.append(_bound(*parse_position(after, "after"), older=False))
-    await load_session(uow, session_id)
+    await load_session(uow, session_id, owner=owner)
     # With only `after`, the page is the messages right after it (paging forward); otherwise the newest.
     forward = after is not None and before is None
     order = M.seq.asc() if forward else M.seq.desc()

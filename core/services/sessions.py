@@ -10,6 +10,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from core.analysis import public_state
 from core.bus import Event
 from core.errors import (
+    Forbidden,
     IdempotencyKeyReused,
     InvalidPagination,
     MaxDurationReached,
@@ -28,6 +29,7 @@ from core.schemas import (
     SessionStatus,
     TimeoutConfigUpdate,
 )
+from core.ratelimit import RateLimiter
 from core.services.agents import get_agent_row
 from core.settings import Settings
 from core import timeouts
@@ -58,8 +60,14 @@ def session_status(row: Any, now: datetime, was_renewed: bool) -> SessionStatus:
                          is_near_expiration=public.is_near_expiration, state=public.state)
 
 
-async def load_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, *, for_update: bool = False) -> Any:
+async def load_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, *, owner: str | None,
+                       for_update: bool = False) -> Any:
+    """The session row, if it exists and belongs to `owner` (None: any user's, for the server key).
+
+    Another user's session is reported exactly like a missing one, so ids cannot be probed."""
     query = select(sessions_table).where(S.id == session_id)
+    if owner is not None:
+        query = query.where(S.user_id == owner)
     row = (await uow.execute(query.with_for_update() if for_update else query)).first()
     if row is None:
         raise SessionNotFound(f"session {session_id} not found", sessionId=str(session_id))
@@ -78,7 +86,10 @@ def ensure_open(row: Any, now: datetime, *, allow_paused: bool = False) -> None:
 
 
 async def create_session(uow: AsyncUnitOfWork, settings: Settings, data: SessionCreate, now: datetime,
-                         idempotency_key: str | None, fingerprint: str) -> SessionPublic:
+                         idempotency_key: str | None, fingerprint: str, *, owner: str | None,
+                         limiter: RateLimiter) -> SessionPublic:
+    if owner is not None and data.user_id != owner:
+        raise Forbidden("a user token may only create sessions for its own userId", userId=data.user_id)
     metadata = check_metadata(data.metadata, settings)
     if idempotency_key is not None:
         existing = (await uow.execute(select(sessions_table).where(
@@ -88,6 +99,7 @@ async def create_session(uow: AsyncUnitOfWork, settings: Settings, data: Session
                 raise IdempotencyKeyReused("this Idempotency-Key was used with a different request body")
             return session_public(existing, now)
     agent = await get_agent_row(uow, data.agent_id)
+    await limiter.session_created(data.user_id)
     config = timeouts.merge(timeouts.default_config(settings, agent.settings), data.timeout_config)
     values = {
         "id": uuid.uuid4(), "agent_id": agent.id, "user_id": data.user_id, "status": "active",
@@ -97,11 +109,11 @@ async def create_session(uow: AsyncUnitOfWork, settings: Settings, data: Session
         "idempotency_key": idempotency_key, "request_hash": fingerprint if idempotency_key else None,
     }
     await uow.execute(insert(sessions_table).values(values))
-    return session_public(await load_session(uow, values["id"]), now)
+    return session_public(await load_session(uow, values["id"], owner=owner), now)
 
 
-async def get_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime) -> SessionPublic:
-    return session_public(await load_session(uow, session_id), now)
+async def get_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime, *, owner: str | None) -> SessionPublic:
+    return session_public(await load_session(uow, session_id, owner=owner), now)
 
 
 def _encode_cursor(row: Any) -> str:
@@ -116,9 +128,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise InvalidPagination("cursor is not one this API returned", field="cursor") from None
 
 
-async def list_sessions(uow: AsyncUnitOfWork, now: datetime, *, user_id: str | None, agent_id: uuid.UUID | None,
-                        status: str | None, cursor: str | None, limit: int) -> SessionPage:
-    filters = []
+async def list_sessions(uow: AsyncUnitOfWork, now: datetime, *, owner: str | None, user_id: str | None,
+                        agent_id: uuid.UUID | None, status: str | None, cursor: str | None, limit: int) -> SessionPage:
+    filters = [] if owner is None else [S.user_id == owner]
     if user_id is not None:
         filters.append(S.user_id == user_id)
     if agent_id is not None:
@@ -149,15 +161,15 @@ async def _change(uow: AsyncUnitOfWork, row: Any, now: datetime, kind: str | Non
     if kind is not None:
         values["event_seq"] = row.event_seq + 1
     await uow.execute(update(sessions_table).where(S.id == row.id).values(**values))
-    public = session_public(await load_session(uow, row.id), now)
+    public = session_public(await load_session(uow, row.id, owner=None), now)  # `row` was loaded for its owner
     if kind is not None:
         uow.emit(Event(session_id=row.id, seq=values["event_seq"], type=kind, data={"session": public_json(public)},
                        created_at=now))
     return public
 
 
-async def end_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime, purge: bool) -> dict[str, Any]:
-    row = await load_session(uow, session_id, for_update=True)
+async def end_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime, purge: bool, *, owner: str | None) -> dict[str, Any]:
+    row = await load_session(uow, session_id, owner=owner, for_update=True)
     if purge:
         await uow.execute(delete(sessions_table).where(S.id == row.id))
         return {"success": True, "sessionId": str(row.id), "status": "purged", "purged": True}
@@ -168,16 +180,16 @@ async def end_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime
     return {"success": True, "sessionId": str(row.id), "status": status, "purged": False}
 
 
-async def pause_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime) -> SessionPublic:
-    row = await load_session(uow, session_id, for_update=True)
+async def pause_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime, *, owner: str | None) -> SessionPublic:
+    row = await load_session(uow, session_id, owner=owner, for_update=True)
     ensure_open(row, now)
     # While paused only the maximum duration runs: the idle clock stops.
     deadline = timeouts.hard_deadline(row.created_at, timeouts.config_of(row))
     return await _change(uow, row, now, "session.paused", status="paused", paused_at=now, expires_at=deadline)
 
 
-async def resume_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime) -> SessionPublic:
-    row = await load_session(uow, session_id, for_update=True)
+async def resume_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime, *, owner: str | None) -> SessionPublic:
+    row = await load_session(uow, session_id, owner=owner, for_update=True)
     ensure_open(row, now, allow_paused=True)
     if row.status != "paused":
         raise SessionNotPaused(f"session {row.id} is not paused", sessionId=str(row.id))
@@ -186,8 +198,8 @@ async def resume_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datet
                          last_activity_at=now, expires_at=expires_at)
 
 
-async def renew_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime) -> SessionPublic:
-    row = await load_session(uow, session_id, for_update=True)
+async def renew_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime, *, owner: str | None) -> SessionPublic:
+    row = await load_session(uow, session_id, owner=owner, for_update=True)
     ensure_open(row, now)
     expires_at = timeouts.renewed_expiry(row.created_at, now, timeouts.config_of(row))
     if expires_at <= row.expires_at:
@@ -197,9 +209,9 @@ async def renew_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: dateti
                          renewal_count=row.renewal_count + 1, warned_at=None)
 
 
-async def heartbeat(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime) -> SessionPublic:
+async def heartbeat(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime, *, owner: str | None) -> SessionPublic:
     """Activity without a message: renews when the session auto-renews, never fails at max duration."""
-    row = await load_session(uow, session_id, for_update=True)
+    row = await load_session(uow, session_id, owner=owner, for_update=True)
     ensure_open(row, now)
     if not row.auto_renew:
         return await _change(uow, row, now, None, last_activity_at=now)
@@ -211,8 +223,8 @@ async def heartbeat(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime) 
 
 
 async def update_timeout(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime,
-                         update_: TimeoutConfigUpdate) -> SessionPublic:
-    row = await load_session(uow, session_id, for_update=True)
+                         update_: TimeoutConfigUpdate, *, owner: str | None) -> SessionPublic:
+    row = await load_session(uow, session_id, owner=owner, for_update=True)
     ensure_open(row, now, allow_paused=True)
     config = timeouts.merge(timeouts.config_of(row), update_)  # merges with the session's current config
     values: dict[str, Any] = config.model_dump()

@@ -1,0 +1,42 @@
+"""The HTTP side of authentication: a guard that turns request headers into a `Principal`.
+
+Every route under /api is guarded; what a route needs is its `opt["access"]`:
+`read` (default: scope sessions:read), `write` (scope sessions:write), `admin` (the server key only),
+`any` (any valid credentials) and `health` (open when PUBLIC_HEALTH). The OpenAPI documents are open
+when PUBLIC_DOCS. Other paths (a same-origin chat page, socket.io) authenticate themselves.
+"""
+
+from __future__ import annotations
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+
+from core.auth import READ, WRITE, Principal, authenticate
+
+SCOPE_OF_ACCESS = {"read": READ, "write": WRITE}
+API_PREFIX = "/api"
+
+
+def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+    settings = connection.app.state.resources.settings
+    path = connection.scope["path"]
+    if connection.app.openapi_config and path.startswith(connection.app.openapi_config.path):
+        if not settings.public_docs:
+            authenticate(connection.headers, settings)
+        return
+    if not path.startswith(API_PREFIX):
+        return
+    access = handler.opt.get("access", "read")
+    if access == "health" and settings.public_health:
+        return
+    principal = authenticate(connection.headers, settings)
+    if access == "admin":
+        principal.require_admin()
+    elif access in SCOPE_OF_ACCESS:
+        principal.require_scope(SCOPE_OF_ACCESS[access])
+    connection.state.principal = principal
+
+
+def provide_principal(request: Request) -> Principal:  # type: ignore[type-arg]
+    return request.state.principal
