@@ -9,7 +9,7 @@ from litestar.types import Message, Scope
 API_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 # The interactive OpenAPI pages load their renderer from a CDN and run inline bootstrapping code.
-_DOCS_SOURCES = "https://cdn.jsdelivr.net https://unpkg.com"
+_DOCS_SOURCES = "https://cdn.jsdelivr.net https://unpkg.com https://cdn.redoc.ly"
 DOCS_CSP = (f"default-src 'self'; script-src 'self' 'unsafe-inline' {_DOCS_SOURCES}; "
             f"style-src 'self' 'unsafe-inline' {_DOCS_SOURCES} https://fonts.googleapis.com; "
             "font-src 'self' data: https://fonts.gstatic.com; img-src 'self' data: https:; connect-src 'self'; "

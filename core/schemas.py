@@ -4,20 +4,51 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_serializer
 from pydantic.alias_generators import to_camel
 
 from core.clock import isoformat
+from core.models import DEFAULT_AGENT_ID
 
 USER_ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
+# StringConstraints (not Field(pattern=)) so the pattern also reaches the OpenAPI document.
+UserId = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN)]
 
 Provider = Literal["eliza", "echo", "openai"]
 SessionStatusName = Literal["active", "paused", "ended", "expired"]
 Transport = Literal["http", "sse", "websocket"]
 Mode = Literal["sync", "stream", "async"]
 Scope = Literal["sessions:read", "sessions:write"]
+
+
+def _storable_text(value: str) -> str:
+    """Text the databases can store: UTF-8 encodable (no lone surrogates) and without NUL (Postgres refuses it)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no unpaired surrogates)") from None
+    return value
+
+
+def _storable_json(value: Any) -> Any:
+    """JSON the databases can store: integers within 64 bits, valid Unicode, no NUL in strings."""
+    try:
+        encoded = orjson.dumps(value)
+    except TypeError as exc:  # integers beyond 64 bits, lone surrogates
+        raise ValueError(f"cannot be stored: {exc}") from None
+    if b"\\u0000" in encoded:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable_text)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
+JsonList = Annotated[list[Any], AfterValidator(_storable_json)]
 
 
 class Schema(BaseModel):
@@ -29,9 +60,9 @@ class Schema(BaseModel):
 
 
 class AgentCreate(Schema):
-    name: str = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=100)
     provider: Provider = "eliza"
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: JsonObject = Field(default_factory=dict)
 
 
 class AgentPublic(Schema):
@@ -63,9 +94,10 @@ class TimeoutConfig(Schema):
 
 
 class SessionCreate(Schema):
-    agent_id: uuid.UUID
-    user_id: str = Field(pattern=USER_ID_PATTERN)
-    metadata: dict[str, Any] | None = None
+    # The seeded default agent as the example: fuzzers then get past "agent not found".
+    agent_id: uuid.UUID = Field(examples=[str(DEFAULT_AGENT_ID)])
+    user_id: UserId
+    metadata: JsonObject | None = None
     timeout_config: TimeoutConfigUpdate | None = None
 
 
@@ -112,9 +144,9 @@ class SessionStatus(Schema):
 
 
 class MessageCreate(Schema):
-    content: str
-    metadata: dict[str, Any] | None = None
-    attachments: list[Any] | None = None
+    content: Text
+    metadata: JsonObject | None = None
+    attachments: JsonList | None = None
     transport: Transport | None = None
     mode: Mode | None = None  # ElizaOS alias of transport: sync = http, stream = sse, async = websocket
 
@@ -181,7 +213,7 @@ class Health(Schema):
 
 
 class TokenCreate(Schema):
-    user_id: str = Field(pattern=USER_ID_PATTERN)
+    user_id: UserId
     scopes: list[Scope] | None = None  # default: both
     ttl_seconds: int | None = Field(default=None, ge=1)  # default TOKEN_TTL_SECONDS, at most TOKEN_TTL_MAX_SECONDS
 

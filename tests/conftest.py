@@ -21,6 +21,7 @@ from core.migrations import upgrade
 from core.services.agents import ensure_default_agent
 from core.settings import Settings
 from tests.support.processes import Stack
+from tests.support.tokens import AUTH_ENV
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -110,3 +111,23 @@ def stack(backend: str, request: pytest.FixtureRequest, redis_prefix: str, run_i
 def client(stack: Stack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stack.base_url, timeout=60) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def secure_stack(postgres_url: str, redis_prefix: str, run_id: str,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """An API with authentication on (server key + JWT secret) and production settings, on Postgres.
+
+    No worker: sends use the websocket transport (202 at once); a blocking send gives up after
+    REPLY_WAIT_SECONDS and answers 202."""
+    env = stack_env(postgres_url, f"{redis_prefix}secure:", f"q-{run_id}-secure", ENVIRONMENT="production",
+                    RATE_LIMIT_ENABLED="false", REPLY_WAIT_SECONDS="0.5", **AUTH_ENV)
+    stack = Stack(env=env, log_dir=Path(tmp_path_factory.mktemp("secure-stack")))
+    try:
+        stack.start_api()
+        yield stack
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        stack.stop()

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, get, post
+from litestar.params import Parameter
 
 from api.responses import GUARDED, WITH_BODY, errors
 from core.schemas import AgentCreate, AgentList, AgentPublic
@@ -8,6 +11,7 @@ from core.services import agents
 from core.uow import AsyncUnitOfWork
 from core.validation import parse_uuid
 
+AgentId = Annotated[str, Parameter(description="The agent's id (a UUID)", schema_extra={"format": "uuid"})]
 # Any valid credentials may read agents (they hold no user data); only the server key creates them.
 ANY = {"access": "any"}
 
@@ -26,5 +30,5 @@ class AgentController(Controller):
         return await agents.create_agent(uow, data)
 
     @get("/{agent_id:str}", summary="Get an agent", opt=ANY, responses=errors(*GUARDED, 404))
-    async def get_agent(self, agent_id: str, uow: AsyncUnitOfWork) -> AgentPublic:
+    async def get_agent(self, agent_id: AgentId, uow: AsyncUnitOfWork) -> AgentPublic:
         return await agents.get_agent(uow, parse_uuid(agent_id, "agentId"))

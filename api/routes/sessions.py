@@ -28,6 +28,7 @@ from core.services.health import check_health
 from core.uow import AsyncUnitOfWork
 from core.validation import check_idempotency_key, parse_uuid, request_fingerprint
 
+SessionId = Annotated[str, Parameter(description="The session's id (a UUID)", schema_extra={"format": "uuid"})]
 IdempotencyKey = Annotated[str | None, Parameter(header="Idempotency-Key", required=False)]
 DebugHeader = Annotated[str | None, Parameter(header="X-Debug", required=False)]
 # Reads need the sessions:read scope (the default access), changes sessions:write.
@@ -60,18 +61,19 @@ class SessionController(Controller):
         return await sessions.list_sessions(uow, utcnow(), owner=principal.owner, user_id=user_id, agent_id=agent,
                                             status=status, cursor=cursor, limit=limit)
 
-    @get("/health", summary="Service health", opt={"access": "health"}, responses=errors(401, 503))
+    @get("/health", summary="Service health", opt={"access": "health"}, responses=errors(401, 503),
+         security=[{}])  # open unless PUBLIC_HEALTH=false
     async def health(self, uow: AsyncUnitOfWork, resources: Resources) -> Health:
         return await check_health(uow, resources.redis, utcnow(), time.monotonic() - resources.started_at,
                                   resources.hub.connected)
 
     @get("/{session_id:str}", summary="Get a session", responses=errors(*GUARDED, 404))
-    async def get_session(self, session_id: str, uow: AsyncUnitOfWork, principal: Principal) -> SessionPublic:
+    async def get_session(self, session_id: SessionId, uow: AsyncUnitOfWork, principal: Principal) -> SessionPublic:
         return await sessions.get_session(uow, parse_uuid(session_id, "sessionId"), utcnow(), owner=principal.owner)
 
     @delete("/{session_id:str}", status_code=200, summary="End (archive) or purge a session", opt=WRITE,
             responses=errors(*GUARDED, 404))
-    async def end(self, session_id: str, uow: AsyncUnitOfWork, principal: Principal,
+    async def end(self, session_id: SessionId, uow: AsyncUnitOfWork, principal: Principal,
                   purge: Annotated[bool, Parameter(query="purge")] = False) -> dict[str, Any]:
         return await sessions.end_session(uow, parse_uuid(session_id, "sessionId"), utcnow(), purge,
                                           owner=principal.owner)
@@ -80,7 +82,7 @@ class SessionController(Controller):
           responses={201: ResponseSpec(ReplyPublic, description="The agent's reply"),
                      202: ResponseSpec(AcceptedPublic, description="Accepted; the reply follows on /events"),
                      **errors(*WITH_BODY, 404, 409, 410, 422, 429, 502)})
-    async def send_message(self, session_id: str, data: MessageCreate, uow: AsyncUnitOfWork, resources: Resources,
+    async def send_message(self, session_id: SessionId, data: MessageCreate, uow: AsyncUnitOfWork, resources: Resources,
                            principal: Principal, idempotency_key: IdempotencyKey = None,
                            x_debug: DebugHeader = None) -> Response[Any]:
         debug = (x_debug or "").lower() == "true" and principal.may_debug(resources.settings)
@@ -89,7 +91,7 @@ class SessionController(Controller):
 
     @get("/{session_id:str}/messages", summary="Message history, newest first", responses=errors(*GUARDED, 404))
     async def history(
-        self, session_id: str, uow: AsyncUnitOfWork, resources: Resources, principal: Principal,
+        self, session_id: SessionId, uow: AsyncUnitOfWork, resources: Resources, principal: Principal,
         limit: Annotated[str | None, Parameter(query="limit", description="1..100, default 50")] = None,
         before: Annotated[str | None, Parameter(query="before", description="ISO 8601, epoch ms or a cursor")] = None,
         after: Annotated[str | None, Parameter(query="after", description="ISO 8601, epoch ms or a cursor")] = None,
@@ -99,27 +101,27 @@ class SessionController(Controller):
 
     @post("/{session_id:str}/pause", status_code=200, summary="Pause a session", opt=WRITE,
           responses=LIFECYCLE_ERRORS)
-    async def pause(self, session_id: str, uow: AsyncUnitOfWork, principal: Principal) -> SessionPublic:
+    async def pause(self, session_id: SessionId, uow: AsyncUnitOfWork, principal: Principal) -> SessionPublic:
         return await sessions.pause_session(uow, parse_uuid(session_id, "sessionId"), utcnow(), owner=principal.owner)
 
     @post("/{session_id:str}/resume", status_code=200, summary="Resume a paused session", opt=WRITE,
           responses=LIFECYCLE_ERRORS)
-    async def resume(self, session_id: str, uow: AsyncUnitOfWork, principal: Principal) -> SessionPublic:
+    async def resume(self, session_id: SessionId, uow: AsyncUnitOfWork, principal: Principal) -> SessionPublic:
         return await sessions.resume_session(uow, parse_uuid(session_id, "sessionId"), utcnow(), owner=principal.owner)
 
     @post("/{session_id:str}/renew", status_code=200, summary="Renew a session's timeout", opt=WRITE,
           responses=LIFECYCLE_ERRORS)
-    async def renew(self, session_id: str, uow: AsyncUnitOfWork, principal: Principal) -> SessionPublic:
+    async def renew(self, session_id: SessionId, uow: AsyncUnitOfWork, principal: Principal) -> SessionPublic:
         return await sessions.renew_session(uow, parse_uuid(session_id, "sessionId"), utcnow(), owner=principal.owner)
 
     @post("/{session_id:str}/heartbeat", status_code=200, summary="Record activity without a message", opt=WRITE,
           responses=LIFECYCLE_ERRORS)
-    async def heartbeat(self, session_id: str, uow: AsyncUnitOfWork, principal: Principal) -> SessionPublic:
+    async def heartbeat(self, session_id: SessionId, uow: AsyncUnitOfWork, principal: Principal) -> SessionPublic:
         return await sessions.heartbeat(uow, parse_uuid(session_id, "sessionId"), utcnow(), owner=principal.owner)
 
     @patch("/{session_id:str}/timeout", summary="Change the timeout config (merged with the current one)", opt=WRITE,
            responses=LIFECYCLE_ERRORS)
-    async def update_timeout(self, session_id: str, data: TimeoutConfigUpdate, uow: AsyncUnitOfWork,
+    async def update_timeout(self, session_id: SessionId, data: TimeoutConfigUpdate, uow: AsyncUnitOfWork,
                              principal: Principal) -> SessionPublic:
         return await sessions.update_timeout(uow, parse_uuid(session_id, "sessionId"), utcnow(), data,
                                              owner=principal.owner)

@@ -36,6 +36,11 @@ class Service:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    port: int | None = None  # API services: where they listen
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
         if self.process.poll() is None:
@@ -64,19 +69,25 @@ class Stack:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _spawn(self, name: str, *args: str) -> Service:
+    def _spawn(self, name: str, *args: str, port: int | None = None) -> Service:
         log_path = self.log_dir / f"{name}-{len(self.services)}.log"
         log = log_path.open("wb")
         process = subprocess.Popen([sys.executable, "-m", "core.cli", *args], env={**os.environ, **self.env},
                                    stdout=log, stderr=subprocess.STDOUT)
-        service = Service(name, process, log_path)
+        service = Service(name, process, log_path, port)
         self.services.append(service)
         return service
 
-    def start_api(self) -> Service:
-        service = self._spawn("api", "api", "--port", str(self.port))
-        wait_until(lambda: self._healthy(service), 30, "the API to answer /health")
-        return service
+    def start_api(self, port: int | None = None) -> Service:
+        """The stack's API on `self.port`, or another API process (same database and Redis) on `port`."""
+        return self.start_apis(port or self.port)[0]
+
+    def start_apis(self, *ports: int) -> list[Service]:
+        """API processes on these ports, started together (each takes seconds to import and boot)."""
+        services = [self._spawn("api", "api", "--port", str(port), port=port) for port in ports]
+        for service in services:
+            wait_until(lambda: self._healthy(service), 60, f"the API on port {service.port} to answer /health")
+        return services
 
     def start_worker(self, concurrency: int = 4, pool: str = "threads") -> Service:
         return self._spawn("worker", "worker", "--pool", pool, "--concurrency", str(concurrency), "--loglevel",
@@ -89,7 +100,7 @@ class Stack:
         if service.process.poll() is not None:
             raise AssertionError(f"the API exited early:\n{service.log_tail()}")
         try:
-            return httpx.get(f"{self.base_url}/api/messaging/sessions/health", timeout=1).status_code == 200
+            return httpx.get(f"{service.base_url}/api/messaging/sessions/health", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 

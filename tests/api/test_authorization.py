@@ -1,0 +1,134 @@
+"""Authorization matrix: every route × every kind of caller, against an API with authentication on.
+
+Each row is one route and the status each caller gets, in the order of CALLERS. A new route is one row.
+User A owns the session under test; user B is another user; the read-only token is user A's with
+only `sessions:read`. A refused request must leave the session exactly as it was.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from core.models import DEFAULT_AGENT_ID
+from tests.support.factories import SESSIONS, unique_user
+from tests.support.processes import Stack
+from tests.support.tokens import SERVER, bearer, user_token
+
+USER_A = unique_user()
+USER_B = unique_user()
+CALLERS = {
+    "no credentials": {},
+    "wrong key": {"X-API-KEY": "not-the-server-key"},
+    "server key": SERVER,
+    "user A": bearer(user_token(USER_A)),
+    "user B": bearer(user_token(USER_B)),
+    "expired token": bearer(user_token(USER_A, expires_in=-120)),
+    "read-only token": bearer(user_token(USER_A, scope="sessions:read")),
+}
+SESSION = f"{SESSIONS}/{{sid}}"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # {sid}: a fresh session of user A
+    expect: str  # one status per caller, in the order of CALLERS
+    body: dict[str, Any] | None = None
+    paused: bool = False  # pause the session first (as the server key)
+
+
+ROUTES = {
+    # route                   method   path                       none wrong key  A    B   exp  read
+    "create session": Route("POST", SESSIONS, "401 401 201 201 403 401 403",
+                            {"agentId": str(DEFAULT_AGENT_ID), "userId": USER_A}),
+    "list sessions": Route("GET", SESSIONS, "401 401 200 200 200 401 200"),
+    "health": Route("GET", f"{SESSIONS}/health", "200 200 200 200 200 200 200"),
+    "get session": Route("GET", SESSION, "401 401 200 200 404 401 200"),
+    "history": Route("GET", f"{SESSION}/messages", "401 401 200 200 404 401 200"),
+    "send message": Route("POST", f"{SESSION}/messages", "401 401 202 202 404 401 403",
+                          {"content": "hello", "transport": "websocket"}),
+    "pause": Route("POST", f"{SESSION}/pause", "401 401 200 200 404 401 403"),
+    "resume": Route("POST", f"{SESSION}/resume", "401 401 200 200 404 401 403", paused=True),
+    "renew": Route("POST", f"{SESSION}/renew", "401 401 200 200 404 401 403"),
+    "heartbeat": Route("POST", f"{SESSION}/heartbeat", "401 401 200 200 404 401 403"),
+    "timeout": Route("PATCH", f"{SESSION}/timeout", "401 401 200 200 404 401 403", {"timeoutMinutes": 45}),
+    "end session": Route("DELETE", SESSION, "401 401 200 200 404 401 403"),
+    "list agents": Route("GET", "/api/agents", "401 401 200 200 200 401 200"),
+    "get agent": Route("GET", f"/api/agents/{DEFAULT_AGENT_ID}", "401 401 200 200 200 401 200"),
+    "create agent": Route("POST", "/api/agents", "401 401 201 403 403 401 403", {"name": "agent-{uid}"}),
+    "mint token": Route("POST", "/api/auth/token", "401 401 201 403 403 401 403", {"userId": USER_A}),
+    "openapi document": Route("GET", "/schema/openapi.json", "200 200 200 200 200 200 200"),
+}
+# The error code behind each refusal, so a 404 is "not found" and not a routing accident.
+CODES = {401: {"UNAUTHORIZED", "TOKEN_EXPIRED"}, 403: {"FORBIDDEN", "INSUFFICIENT_SCOPE"}, 404: {"SESSION_NOT_FOUND"}}
+# Fields of a session that change only when something happens to it.
+STABLE_FIELDS = ("status", "messageCount", "renewalCount", "expiresAt", "lastActivity", "timeoutConfig", "endedAt")
+
+
+@pytest.fixture(scope="module")
+def http(secure_stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=secure_stack.base_url, timeout=30) as client:
+        yield client
+
+
+def _session_of_a(http: httpx.Client, paused: bool) -> dict[str, Any]:
+    response = http.post(SESSIONS, json={"agentId": str(DEFAULT_AGENT_ID), "userId": USER_A}, headers=SERVER)
+    assert response.status_code == 201, response.text
+    session = response.json()
+    if paused:
+        session = http.post(f"{SESSIONS}/{session['sessionId']}/pause", headers=SERVER).json()
+    return session
+
+
+def _fill(value: Any, sid: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{sid}", sid).replace("{uid}", uuid.uuid4().hex[:12])
+    if isinstance(value, dict):
+        return {key: _fill(item, sid) for key, item in value.items()}
+    return value
+
+
+CASES = [pytest.param(name, caller, id=f"{name} | {caller}") for name in ROUTES for caller in CALLERS]
+
+
+@pytest.mark.parametrize(("route_name", "caller"), CASES)
+def test_route_answers_each_caller_as_the_matrix_says(http: httpx.Client, route_name: str, caller: str) -> None:
+    route = ROUTES[route_name]
+    expected = int(route.expect.split()[list(CALLERS).index(caller)])
+    before = _session_of_a(http, route.paused)
+    sid = before["sessionId"]
+
+    response = http.request(route.method, _fill(route.path, sid), json=_fill(route.body, sid),
+                            headers=CALLERS[caller])
+
+    assert response.status_code == expected, response.text
+    if expected in CODES:
+        assert response.json()["error"]["code"] in CODES[expected]
+    if expected == 401 and caller == "expired token":
+        assert response.json()["error"]["code"] == "TOKEN_EXPIRED"
+    if expected == 403 and caller == "read-only token" and route_name not in ("create agent", "mint token"):
+        assert response.json()["error"]["code"] == "INSUFFICIENT_SCOPE"
+    if response.status_code >= 400 and SESSION in route.path:
+        after = http.get(f"{SESSIONS}/{sid}", headers=SERVER).json()
+        assert {f: after[f] for f in STABLE_FIELDS} == {f: before[f] for f in STABLE_FIELDS}
+    if route_name == "list sessions" and expected == 200:
+        listed = response.json()["sessions"]
+        assert (sid in {s["sessionId"] for s in listed}) == (caller in ("server key", "user A", "read-only token"))
+        if caller.startswith("user") or caller == "read-only token":
+            owner = USER_B if caller == "user B" else USER_A
+            assert {s["userId"] for s in listed} <= {owner}
+
+
+def test_user_list_ignores_a_userid_filter_for_someone_else(http: httpx.Client) -> None:
+    _session_of_a(http, paused=False)
+
+    response = http.get(SESSIONS, params={"userId": USER_A}, headers=CALLERS["user B"])
+
+    assert response.status_code == 200
+    assert response.json()["sessions"] == [] and response.json()["stats"]["total"] == 0
