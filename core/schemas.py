@@ -35,14 +35,27 @@ def _storable_text(value: str) -> str:
     return value
 
 
+_LARGEST_NUMBER = 2**63  # Postgres JSONB returns a large float as an exact integer: keep numbers in int64 range
+
+
 def _storable_json(value: Any) -> Any:
-    """JSON the databases can store: integers within 64 bits, valid Unicode, no NUL in strings."""
+    """JSON the databases store and give back intact: valid Unicode, no NUL in strings, numbers within
+    ±2^63 (JSONB would hand a float like 1e300 back as a 301-digit integer that cannot be re-encoded)."""
     try:
         encoded = orjson.dumps(value)
     except TypeError as exc:  # integers beyond 64 bits, lone surrogates
         raise ValueError(f"cannot be stored: {exc}") from None
     if b"\\u0000" in encoded:
         raise ValueError("must not contain NUL characters")
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, int | float) and not -_LARGEST_NUMBER < item < _LARGEST_NUMBER:
+            raise ValueError(f"numbers must be between -2^63 and 2^63, not {item:g}")
     return value
 
 

@@ -112,7 +112,8 @@ async def create_session(uow: AsyncUnitOfWork, settings: Settings, data: Session
     return session_public(await load_session(uow, values["id"], owner=owner), now)
 
 
-async def get_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime, *, owner: str | None) -> SessionPublic:
+async def get_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime,
+                      *, owner: str | None) -> SessionPublic:
     return session_public(await load_session(uow, session_id, owner=owner), now)
 
 
@@ -168,7 +169,8 @@ async def _change(uow: AsyncUnitOfWork, row: Any, now: datetime, kind: str | Non
     return public
 
 
-async def end_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime, purge: bool, *, owner: str | None) -> dict[str, Any]:
+async def end_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime, purge: bool,
+                      *, owner: str | None) -> dict[str, Any]:
     row = await load_session(uow, session_id, owner=owner, for_update=True)
     if purge:
         await uow.execute(delete(sessions_table).where(S.id == row.id))
@@ -180,7 +182,8 @@ async def end_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime
     return {"success": True, "sessionId": str(row.id), "status": status, "purged": False}
 
 
-async def pause_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime, *, owner: str | None) -> SessionPublic:
+async def pause_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime,
+                        *, owner: str | None) -> SessionPublic:
     row = await load_session(uow, session_id, owner=owner, for_update=True)
     ensure_open(row, now)
     # While paused only the maximum duration runs: the idle clock stops.
@@ -188,7 +191,8 @@ async def pause_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: dateti
     return await _change(uow, row, now, "session.paused", status="paused", paused_at=now, expires_at=deadline)
 
 
-async def resume_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime, *, owner: str | None) -> SessionPublic:
+async def resume_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime,
+                         *, owner: str | None) -> SessionPublic:
     row = await load_session(uow, session_id, owner=owner, for_update=True)
     ensure_open(row, now, allow_paused=True)
     if row.status != "paused":
@@ -198,7 +202,8 @@ async def resume_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datet
                          last_activity_at=now, expires_at=expires_at)
 
 
-async def renew_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime, *, owner: str | None) -> SessionPublic:
+async def renew_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime,
+                        *, owner: str | None) -> SessionPublic:
     row = await load_session(uow, session_id, owner=owner, for_update=True)
     ensure_open(row, now)
     expires_at = timeouts.renewed_expiry(row.created_at, now, timeouts.config_of(row))
