@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = 30.0
     stuck_pending_seconds: float = 30.0  # a `pending` message this old has lost its task: re-queue it
 
+    @field_validator("api_key", "jwt_secret", "jwt_public_key", "jwt_private_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # `AGENT_SESSIONS_API_KEY=` (e.g. an unset compose variable) must not enable an empty, guessable key.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:

@@ -31,6 +31,13 @@ def test_without_any_key_configured_everyone_is_the_open_admin() -> None:
     assert OPEN.owner is None
 
 
+def test_blank_keys_leave_authentication_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_SESSIONS_API_KEY", "")
+    monkeypatch.setenv("JWT_SECRET", "  ")
+
+    assert not settings().auth_enabled
+
+
 def test_server_key_is_admin_in_header_or_socketio_auth_form() -> None:
     configured = settings(AGENT_SESSIONS_API_KEY="k3y")
 
