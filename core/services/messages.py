@@ -11,9 +11,9 @@ from sqlalchemy import insert, select, update
 from core.bus import Event
 from core.errors import IdempotencyKeyReused, InvalidPagination
 from core.models import messages_table, sessions_table
+from core.ratelimit import RateLimiter
 from core.schemas import Cursors, MessageCreate, MessagePage, MessagePublic, SessionStatus
 from core.services.sessions import ensure_open, load_session, public_json, session_status
-from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core import timeouts
 from core.uow import AsyncUnitOfWork
