@@ -25,7 +25,7 @@ def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> None:  #
         if not settings.public_docs:
             authenticate(connection.headers, settings)
         return
-    if not path.startswith(API_PREFIX):
+    if not (path == API_PREFIX or path.startswith(f"{API_PREFIX}/")):
         return
     access = handler.opt.get("access", "read")
     if access == "health" and settings.public_health:
@@ -35,6 +35,8 @@ def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> None:  #
         principal.require_admin()
     elif access in SCOPE_OF_ACCESS:
         principal.require_scope(SCOPE_OF_ACCESS[access])
+    elif access not in ("any", "health"):  # fail closed on a mistyped access level
+        raise ValueError(f"route {path} declares an unknown access level {access!r}")
     connection.state.principal = principal
 
 
