@@ -70,8 +70,8 @@ async def submit_message(uow: AsyncUnitOfWork, settings: Settings, session_id: u
         next_seq=message["seq"], event_seq=row.event_seq + 1, message_count=row.message_count + 1,
         last_activity_at=now, **renewal))
     public = MessagePublic(**{**message, "is_agent": False, "reply_to": None})
-    uow.emit(Event(session_id=row.id, seq=row.event_seq + 1, type="message.created",
-                   data={"message": public_json(public)}, created_at=now))
+    await uow.record(Event(session_id=row.id, seq=row.event_seq + 1, type="message.created",
+                           data={"message": public_json(public)}, created_at=now))
     uow.process_session_after_commit(row.id)
     updated = SimpleNamespace(**{**row._mapping, "last_activity_at": now, **renewal})
     return Submission(user_message=public, created=True,

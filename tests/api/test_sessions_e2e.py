@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
+from sqlalchemy import create_engine, select
+
+from core.models import events_table
 
 from tests.support.factories import SESSIONS, create_session, history, send_message, unique_user
-from tests.support.processes import wait_until
+from tests.support.processes import Stack, wait_until
 
 
 def test_list_filters_by_user_and_pages_with_a_cursor(client: httpx.Client) -> None:
@@ -97,3 +102,21 @@ def test_health_reports_every_component_up(client: httpx.Client) -> None:
     assert health["status"] == "healthy"
     assert {name: c["status"] for name, c in health["components"].items()} == {
         "database": "up", "redis": "up", "eventBus": "up"}
+
+
+def test_every_change_is_a_durable_event_numbered_without_gaps(client: httpx.Client, stack: Stack) -> None:
+    sid = create_session(client)["sessionId"]
+    send_message(client, sid, "Hello")
+    client.post(f"{SESSIONS}/{sid}/pause")
+    client.post(f"{SESSIONS}/{sid}/resume")
+    client.delete(f"{SESSIONS}/{sid}")
+
+    engine = create_engine(stack.env["DATABASE_URL"])
+    with engine.connect() as conn:
+        rows = conn.execute(select(events_table.c.seq, events_table.c.type)
+                            .where(events_table.c.session_id == uuid.UUID(sid)).order_by(events_table.c.seq)).all()
+    engine.dispose()
+
+    assert [tuple(row) for row in rows] == [
+        (1, "message.created"), (2, "message.completed"), (3, "state.updated"), (4, "session.paused"),
+        (5, "session.resumed"), (6, "session.ended")]
