@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +19,8 @@ class Settings(BaseSettings):
     # Namespace of every Redis key and channel, so several deployments (or test runs) can share a server.
     redis_prefix: str = "as:"
     celery_queue: str = "agent-sessions"
+    # "inline": the API process runs the agent itself, without queue or worker (the benchmarks' baseline).
+    processing: Literal["queue", "inline"] = "queue"
 
     host: str = "127.0.0.1"
     port: int = 3000

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.bus import AsyncEventPublisher, Event
 from core.models import events_table
-from core.taskqueue import AsyncTaskSender
+from core.taskqueue import SessionProcessor
 
 
 class AsyncUnitOfWork:
@@ -22,7 +22,7 @@ class AsyncUnitOfWork:
     then waits for a reply holds no database connection while it waits.
     """
 
-    def __init__(self, engine: AsyncEngine, publisher: AsyncEventPublisher, tasks: AsyncTaskSender) -> None:
+    def __init__(self, engine: AsyncEngine, publisher: AsyncEventPublisher, tasks: SessionProcessor) -> None:
         self._engine = engine
         self._publisher = publisher
         self._tasks = tasks
