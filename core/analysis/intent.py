@@ -79,7 +79,8 @@ def classify_intent(text: str, sentiment: MessageSentiment) -> str:
         return "complaint"
     if _SMALLTALK.search(lowered[:OPENING_CHARS]):
         return "smalltalk"
-    if _GRATITUDE.search(lowered) and sentiment.label != "negative":
+    # "Thanks! And how do I ...?" goes on asking: the question is what it is about, not the thanks.
+    if _GRATITUDE.search(lowered) and sentiment.label != "negative" and "?" not in text:
         return "gratitude"
     if _is_feedback(lowered, sentiment):
         return "feedback"
