@@ -163,6 +163,52 @@ class MessagePage(Schema):
     cursors: Cursors
 
 
+class SentimentValue(Schema):
+    label: Literal["positive", "neutral", "negative", "mixed"]
+    score: float  # -1..1
+
+
+class EngagementValue(Schema):
+    level: Literal["high", "medium", "low"]
+    score: float  # 0..1
+
+
+class StateHistoryEntry(Schema):
+    """The conversation state after one exchange, as stored on its user message (`metadata.analysis`)."""
+
+    message_id: uuid.UUID  # the user message of the exchange
+    seq: int
+    created_at: datetime
+    stage: str
+    intent: str | None = None
+    topics: list[str] = Field(default_factory=list)  # keywords of this message (the session holds the counts)
+    sentiment: SentimentValue  # of this message
+    running_sentiment: SentimentValue | None = None  # of the conversation so far (decayed)
+    engagement: EngagementValue
+    agent_confidence: float | None = None
+    preferences: dict[str, Any] = Field(default_factory=dict)  # everything learned so far
+
+
+class StateHistoryPage(Schema):
+    entries: list[StateHistoryEntry]  # newest first, like the message history
+    has_more: bool
+    cursors: Cursors
+
+
+class ConversationStats(Schema):
+    """Sessions counted by their current conversation state; a session with no answered exchange yet
+    counts as its initial state (greeting, neutral, medium), as GET /sessions/{id} shows it."""
+
+    total: int
+    with_exchanges: int
+    by_stage: dict[str, int]
+    by_sentiment: dict[str, int]
+    by_engagement: dict[str, int]
+    average_agent_confidence: float | None  # over sessions with at least one exchange
+    average_sentiment_score: float | None  # the running score, over sessions with at least one exchange
+    average_turns: float | None  # answered exchanges per session with at least one
+
+
 class ComponentHealth(Schema):
     status: Literal["up", "down"]
     latency_ms: float | None = None
