@@ -12,6 +12,7 @@ import math
 from datetime import UTC, datetime
 
 from core.analysis import engagement
+from core.clock import isoformat
 from core.analysis.intent import (
     asks_clarification,
     classify_intent,
@@ -112,7 +113,7 @@ def analyze_exchange(
         "agentConfidence": confidence,
         "preferences": preferences,
         "turns": turn,
-        "updatedAt": sent_at.isoformat(),
+        "updatedAt": isoformat(sent_at),  # as every other timestamp of the API: "2025-03-01T09:00:20.000Z"
         "_internal": {
             "topicCounts": topic_counts,
             "lastUserAt": sent_at.isoformat(),
