@@ -10,6 +10,8 @@ import re
 
 from core.analysis.sentiment import MessageSentiment
 
+INTENTS = ("question", "request", "complaint", "greeting", "farewell", "feedback", "gratitude", "smalltalk",
+           "statement")
 # A complaint is upset, not just about something negative ("what does error 42 mean?" is a question):
 COMPLAINT_SCORE = -0.3  # negative messages this strong with an upset cue are complaints
 OUTRIGHT_COMPLAINT_SCORE = -0.5  # ... and this strong even without one
