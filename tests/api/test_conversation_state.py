@@ -116,7 +116,7 @@ def test_stats_count_sessions_by_stage_sentiment_and_engagement(client: httpx.Cl
     assert stats(client, agentId=agent, to=isoformat(later))["total"] == 1  # `to` is exclusive...
     assert stats(client, agentId=agent, to=str(int(started.timestamp() * 1000)))["total"] == 0
     assert stats(client, agentId=agent, **{"from": isoformat(started)})["total"] == 3  # ...`from` inclusive
-    assert stats(client, agentId=agent, **{"from": str(int(later.timestamp() * 1000) + 60_000)})["total"] == 0
+    assert stats(client, agentId=agent, **{"from": str(int(later.timestamp() * 1000) + 3_600_000)})["total"] == 0
 
 
 def test_stats_of_an_agent_without_sessions_are_zero(client: httpx.Client) -> None:
