@@ -15,6 +15,7 @@ from api.headers import security_headers
 from api.resources import lifespan, provide_resources, provide_uow
 from api.routes.agents import AgentController
 from api.routes.auth import AuthController
+from api.routes.page import chat_page, static_files
 from api.routes.sessions import SessionController
 from core.settings import Settings, get_settings
 
@@ -31,7 +32,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return Litestar(
-        route_handlers=[SessionController, AgentController, AuthController],
+        route_handlers=[SessionController, AgentController, AuthController, chat_page, static_files],
         lifespan=[lifespan(settings)],
         guards=[authorize],
         dependencies={"resources": Provide(provide_resources, sync_to_thread=False), "uow": Provide(provide_uow),

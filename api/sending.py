@@ -102,7 +102,9 @@ async def _stored_outcome(uow: AsyncUnitOfWork, user_message_id: uuid.UUID) -> R
 def _reply_response(submission: Submission, reply: MessagePublic, status: SessionStatus, debug: bool,
                     timings: dict[str, Any]) -> Response[ReplyPublic]:
     status = status.model_copy(update={"was_renewed": submission.session_status.was_renewed})
-    body = ReplyPublic(**reply.model_dump(), user_message=submission.user_message, session_status=status,
+    # The user message was answered by the time this response is built.
+    user_message = submission.user_message.model_copy(update={"status": "completed"})
+    body = ReplyPublic(**reply.model_dump(), user_message=user_message, session_status=status,
                        debug=_debug(submission, timings) if debug else None)
     return Response(body, status_code=201)
 

@@ -12,6 +12,7 @@ import math
 from datetime import UTC, datetime
 
 from core.analysis import engagement
+from core.clock import isoformat
 from core.analysis.intent import (
     asks_clarification,
     classify_intent,
@@ -20,7 +21,7 @@ from core.analysis.intent import (
     without_greeting,
 )
 from core.analysis.keywords import extract_keywords
-from core.analysis.preferences import update_preferences
+from core.analysis.preferences import name_words, update_preferences
 from core.analysis.sentiment import STRONG_CLAUSE, MessageSentiment, analyze_sentiment, label_for
 
 STAGES = ("greeting", "discovery", "engaged", "resolution", "closing")
@@ -31,7 +32,7 @@ MAX_TOPICS_SHOWN = 20
 MAX_TOPICS_TRACKED = 60  # beyond this the least frequent, least recent topics are forgotten
 # A long message is read by its opening and its ending, where greetings, requests, questions and
 # sign-offs are; this bounds the cost of a turn whatever the size of the message.
-FOCUS_HEAD_CHARS, FOCUS_TAIL_CHARS = 1500, 500
+FOCUS_HEAD_CHARS, FOCUS_TAIL_CHARS = 1200, 400
 SHORT_REPLY_WORDS = engagement.SHORT_REPLY_WORDS
 
 
@@ -82,10 +83,9 @@ def analyze_exchange(
     content = without_greeting(text)
     sentiment = analyze_sentiment(content)
     intent = classify_intent(text, sentiment)
-    stage, turns_in_stage = _next_stage(
-        state.get("stage", "greeting"), internal["turnsInStage"], intent, text, agent_text
-    )
-    keywords = extract_keywords(content)
+    stage, turns_in_stage = _next_stage(state["stage"], internal["turnsInStage"], intent, text, agent_text)
+    preferences = update_preferences(state.get("preferences", {}), text, client_metadata)
+    keywords = extract_keywords(content, name_words(preferences))
     topic_counts = _count_topics(internal["topicCounts"], keywords, turn)
     running_sentiment, strengths = _running_sentiment(
         None if first_turn else state["sentiment"]["score"], internal["sentimentStrengths"], sentiment
@@ -111,9 +111,9 @@ def analyze_exchange(
         "sentiment": running_sentiment,
         "engagement": engagement_summary,
         "agentConfidence": confidence,
-        "preferences": update_preferences(state.get("preferences", {}), text, client_metadata),
+        "preferences": preferences,
         "turns": turn,
-        "updatedAt": sent_at.isoformat(),
+        "updatedAt": isoformat(sent_at),  # as every other timestamp of the API: "2025-03-01T09:00:20.000Z"
         "_internal": {
             "topicCounts": topic_counts,
             "lastUserAt": sent_at.isoformat(),
@@ -123,13 +123,16 @@ def analyze_exchange(
             "sentimentStrengths": strengths,
         },
     }
+    # What the conversation looked like after this exchange: one entry of the state history.
     message_analysis = {
         "stage": stage,
         "intent": intent,
         "topics": keywords,
         "sentiment": sentiment.as_dict(),
+        "runningSentiment": running_sentiment,
         "engagement": engagement_summary,
         "agentConfidence": confidence,
+        "preferences": preferences,
     }
     return new_state, message_analysis
 
@@ -187,13 +190,17 @@ def _running_sentiment(
     if previous_score is None:
         strengths = {"positive": message.positive_strength, "negative": message.negative_strength}
         return message.as_dict(), _rounded(strengths)
-    score = SENTIMENT_DECAY * previous_score + (1 - SENTIMENT_DECAY) * message.score
+    score = _decayed(previous_score, message.score)
     strengths = {
-        "positive": SENTIMENT_DECAY * previous_strengths["positive"] + (1 - SENTIMENT_DECAY) * message.positive_strength,
-        "negative": SENTIMENT_DECAY * previous_strengths["negative"] + (1 - SENTIMENT_DECAY) * message.negative_strength,
+        "positive": _decayed(previous_strengths["positive"], message.positive_strength),
+        "negative": _decayed(previous_strengths["negative"], message.negative_strength),
     }
     mixed = min(strengths.values()) >= STRONG_CLAUSE
     return {"label": label_for(score, mixed), "score": round(score, 3)}, _rounded(strengths)
+
+
+def _decayed(running: float, latest: float) -> float:
+    return SENTIMENT_DECAY * running + (1 - SENTIMENT_DECAY) * latest
 
 
 def _rounded(values: dict[str, float]) -> dict[str, float]:

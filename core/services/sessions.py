@@ -164,8 +164,8 @@ async def _change(uow: AsyncUnitOfWork, row: Any, now: datetime, kind: str | Non
     await uow.execute(update(sessions_table).where(S.id == row.id).values(**values))
     public = session_public(await load_session(uow, row.id, owner=None), now)  # `row` was loaded for its owner
     if kind is not None:
-        uow.emit(Event(session_id=row.id, seq=values["event_seq"], type=kind, data={"session": public_json(public)},
-                       created_at=now))
+        await uow.record(Event(session_id=row.id, seq=values["event_seq"], type=kind,
+                               data={"session": public_json(public)}, created_at=now))
     return public
 
 

@@ -52,6 +52,8 @@ ROUTES = {
     "health": Route("GET", f"{SESSIONS}/health", "200 200 200 200 200 200 200"),
     "get session": Route("GET", SESSION, "401 401 200 200 404 401 200"),
     "history": Route("GET", f"{SESSION}/messages", "401 401 200 200 404 401 200"),
+    "state history": Route("GET", f"{SESSION}/state/history", "401 401 200 200 404 401 200"),
+    "stats": Route("GET", f"{SESSIONS}/stats", "401 401 200 200 200 401 200"),
     "send message": Route("POST", f"{SESSION}/messages", "401 401 202 202 404 401 403",
                           {"content": "hello", "transport": "websocket"}),
     "pause": Route("POST", f"{SESSION}/pause", "401 401 200 200 404 401 403"),
@@ -120,6 +122,8 @@ def test_route_answers_each_caller_as_the_matrix_says(http: httpx.Client, route_
     if response.status_code >= 400 and SESSION in route.path:
         after = http.get(f"{SESSIONS}/{sid}", headers=SERVER).json()
         assert {f: after[f] for f in STABLE_FIELDS} == {f: before[f] for f in STABLE_FIELDS}
+    if route_name == "stats" and caller == "user B":
+        assert response.json()["total"] == 0  # B owns no session: A's are not counted
     if route_name == "list sessions" and expected == 200:
         listed = response.json()["sessions"]
         assert (sid in {s["sessionId"] for s in listed}) == (caller in ("server key", "user A", "read-only token"))
