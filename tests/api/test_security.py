@@ -109,7 +109,7 @@ def test_body_over_the_limit_answers_413_in_the_error_shape(http: httpx.Client) 
     ({"content": "x" * 4001}, "INVALID_CONTENT"),
     ({"content": "hi", "metadata": {"blob": "x" * 11_000}}, "METADATA_TOO_LARGE"),
     ({"content": "hi", "attachments": [{"url": f"https://example.com/{n}"} for n in range(11)]}, "INVALID_REQUEST"),
-    ({"content": "nul \u0000 byte"}, "INVALID_REQUEST"),  # Postgres cannot store NUL: found by schemathesis
+    ({"content": "nul \u0000 byte"}, "INVALID_REQUEST"),  # Postgres text and JSONB cannot hold NUL
     ({"content": "hi", "metadata": {"big": 2**70}}, "INVALID_REQUEST"),  # beyond 64 bits: found by schemathesis
     # Postgres JSONB gives 1e300 back as a 301-digit integer no encoder takes: found by schemathesis
     ({"content": "hi", "metadata": {"huge": -1.7976931348623157e308}}, "INVALID_REQUEST"),
