@@ -11,22 +11,50 @@ where they are used, so the defaults below apply to every agent whenever it runs
 from __future__ import annotations
 
 import json
+from copy import copy
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from core.schemas import Provider, Schema, TimeoutConfigUpdate
 
 CHARACTER_SUFFIXES = (".json", ".yaml", ".yml")
 BUILTIN_DIR = "characters"
+# The eliza scripts bundled in `core/agents/scripts/`, so the schema lists them.
+ElizaScript = Literal[tuple(sorted(  # type: ignore[valid-type]
+    path.name.removesuffix(".json") for path in (resources.files("core.agents") / "scripts").iterdir()
+    if path.name.endswith(".json")))]
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 class StrictSchema(Schema):
     # A typo in a character file ("temprature") must be an error, not a silently ignored key.
     model_config = ConfigDict(**{**Schema.model_config, "extra": "forbid"})
+
+
+class Document(StrictSchema):
+    """A whole document as sent or read: no NUL characters anywhere (PostgreSQL text and JSON refuse them)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if _has_nul(value):
+            raise ValueError("text must not contain NUL (\\u0000) characters")
+        return value
 
 
 class ExampleMessage(StrictSchema):
@@ -65,7 +93,7 @@ class AgentSettings(StrictSchema):
     style: list[str] = Field(default_factory=list, max_length=50)
     examples: list[list[ExampleMessage]] = Field(default_factory=list, max_length=20,
                                                  description="example exchanges, each a list of messages")
-    script: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]+$", description="eliza: bundled script name")
+    script: ElizaScript | None = Field(None, description="eliza: bundled script name")
     chunk_delay_ms: int | None = Field(None, ge=0, le=5000, description="eliza: pause between streamed words")
     history_messages: int | None = Field(None, ge=1, le=500,
                                          description="earlier messages loaded for the prompt (HISTORY_WINDOW)")
@@ -95,24 +123,20 @@ class AgentSettings(StrictSchema):
         return self
 
 
-class Character(StrictSchema):
-    name: str = Field(min_length=1, max_length=100)
+class Character(Document):
+    name: str = Field(min_length=1, max_length=100, pattern=r"\S")
     provider: Provider = "eliza"
     settings: AgentSettings = Field(default_factory=AgentSettings)
 
     @field_validator("name")
     @classmethod
     def _trimmed_name(cls, name: str) -> str:
-        if not name.strip():
-            raise ValueError("name must not be blank")
         return name.strip()
 
     @model_validator(mode="after")
     def _provider_needs(self) -> Character:
         if self.provider == "openai" and self.settings.model is None:
             raise ValueError("provider 'openai' needs settings.model (at least its name)")
-        if self.provider == "eliza" and not eliza_script_exists(self.settings.script or "doctor"):
-            raise ValueError(f"settings.script: no bundled eliza script named {self.settings.script!r}")
         return self
 
     def stored_settings(self) -> dict[str, Any]:
@@ -120,12 +144,38 @@ class Character(StrictSchema):
         return self.settings.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
-class AgentPatch(StrictSchema):
-    """Partial update. `settings` is a JSON merge patch (RFC 7396): objects merge, `null` removes a key."""
+def _partial_annotation(annotation: Any) -> Any:
+    """`X` or `X | None` -> `X | None`, with a strict model X made partial itself."""
+    options = [arg for arg in get_args(annotation) if arg is not type(None)] if get_origin(annotation) in (
+        Union, UnionType) else [annotation]
+    if len(options) == 1 and isinstance(options[0], type) and issubclass(options[0], StrictSchema):
+        return partial_model(options[0]) | None
+    return annotation | None
 
-    name: str | None = Field(None, min_length=1, max_length=100)
+
+@lru_cache(maxsize=None)
+def partial_model(model: type[StrictSchema]) -> type[StrictSchema]:
+    """The same fields, constraints and aliases, all optional with no default: the shape of a merge patch."""
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        optional = copy(info)
+        optional.default, optional.default_factory = None, None
+        fields[name] = (_partial_annotation(info.annotation), optional)
+    return create_model(f"{model.__name__}Patch", __base__=StrictSchema, **fields)
+
+
+class AgentPatch(Document):
+    """Partial update. `settings` is a JSON merge patch (RFC 7396): objects merge, `null` removes a key, and
+    the merged character is validated as a whole."""
+
+    name: str | None = Field(None, min_length=1, max_length=100, pattern=r"\S")
     provider: Provider | None = None
-    settings: dict[str, Any] | None = None
+    settings: partial_model(AgentSettings) | None = None  # type: ignore[valid-type]
+
+    def settings_patch(self) -> dict[str, Any] | None:
+        if self.settings is None:
+            return None
+        return self.settings.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -152,10 +202,6 @@ def describe(error: ValidationError) -> str:
         message = problem["msg"].removeprefix("Value error, ")
         parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
-
-
-def eliza_script_exists(name: str) -> bool:
-    return (resources.files("core.agents") / "scripts" / f"{name}.json").is_file()
 
 
 class CharacterFileError(ValueError):

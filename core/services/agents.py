@@ -60,7 +60,7 @@ async def update_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, patch: AgentPa
     row = await get_agent_row(uow, agent_id, for_update=True)
     document = {"name": patch.name if patch.name is not None else row.name,
                 "provider": patch.provider or row.provider,
-                "settings": merge_patch(row.settings, patch.settings) if patch.settings is not None else row.settings}
+                "settings": merge_patch(row.settings, patch.settings_patch()) if patch.settings else row.settings}
     try:
         character = Character.model_validate(document)
     except ValidationError as error:

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.factories import SESSIONS, create_session
 
@@ -36,13 +37,18 @@ def test_created_agent_is_listed_and_fetched_as_written(client: httpx.Client) ->
     assert session["timeoutConfig"]["timeoutMinutes"] == 90  # the character's session defaults apply
 
 
-def test_invalid_character_is_a_400_naming_the_field(client: httpx.Client) -> None:
-    response = client.post(AGENTS, json=character(model={"name": "m", "temperature": 5}))
+@pytest.mark.parametrize("document, expected", [
+    (character(model={"name": "m", "temperature": 5}), "less than or equal to 2"),
+    ({"name": "no-model", "provider": "openai"}, "provider 'openai' needs settings.model"),
+    ({"name": "nul\u0000"}, "must not contain NUL"),
+], ids=["out-of-range", "missing-model", "nul"])
+def test_invalid_character_is_a_400_saying_what_is_wrong(client: httpx.Client, document: dict[str, Any],
+                                                         expected: str) -> None:
+    response = client.post(AGENTS, json=document)
 
     assert response.status_code == 400
     body = response.json()
-    assert body["error"]["code"] == "INVALID_REQUEST"
-    assert "temperature" in body["message"] and "less than or equal to 2" in body["message"]
+    assert body["error"]["code"] == "INVALID_REQUEST" and expected in body["message"], body
 
 
 def test_name_taken_is_a_409(client: httpx.Client) -> None:

@@ -65,9 +65,10 @@ def test_yaml_file_loads_with_defaults_and_stores_only_what_was_written(tmp_path
     ({"name": "X", "provider": "openai", "settings": {"model": {"name": "m", "temperature": 3}}},
      "settings.model.temperature: Input should be less than or equal to 2"),
     ({"name": "X", "settings": {"temprature": 1}}, "settings.temprature: Extra inputs are not permitted"),
-    ({"name": "X", "settings": {"script": "nope"}}, "no bundled eliza script named 'nope'"),
+    ({"name": "X", "settings": {"script": "nope"}}, "settings.script: Input should be 'doctor'"),
     ({"name": "X", "provider": "gpt"}, "provider: Input should be 'eliza', 'echo' or 'openai'"),
-    ({"name": " "}, "name: name must not be blank"),
+    ({"name": " "}, "name: String should match pattern '\\S'"),
+    ({"name": "X", "settings": {"bio": ["a\x00b"]}}, "text must not contain NUL"),
     ({"name": "X", "settings": {"timeoutConfig": {"timeoutMinutes": 10, "warningThresholdMinutes": 10}}},
      "warningThresholdMinutes must be less than timeoutMinutes"),
 ])
