@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from copy import copy
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from types import UnionType
@@ -115,11 +115,13 @@ class AgentSettings(StrictSchema):
     @model_validator(mode="after")
     def _coherent_timeouts(self) -> AgentSettings:
         config = self.timeout_config
-        if config and config.timeout_minutes is not None:
-            if config.warning_threshold_minutes is not None and config.warning_threshold_minutes >= config.timeout_minutes:
-                raise ValueError("timeoutConfig.warningThresholdMinutes must be less than timeoutMinutes")
-            if config.max_duration_minutes is not None and config.max_duration_minutes < config.timeout_minutes:
-                raise ValueError("timeoutConfig.maxDurationMinutes must be at least timeoutMinutes")
+        if config is None or config.timeout_minutes is None:
+            return self
+        warning, maximum = config.warning_threshold_minutes, config.max_duration_minutes
+        if warning is not None and warning >= config.timeout_minutes:
+            raise ValueError("timeoutConfig.warningThresholdMinutes must be less than timeoutMinutes")
+        if maximum is not None and maximum < config.timeout_minutes:
+            raise ValueError("timeoutConfig.maxDurationMinutes must be at least timeoutMinutes")
         return self
 
 
@@ -153,7 +155,7 @@ def _partial_annotation(annotation: Any) -> Any:
     return annotation | None
 
 
-@lru_cache(maxsize=None)
+@cache
 def partial_model(model: type[StrictSchema]) -> type[StrictSchema]:
     """The same fields, constraints and aliases, all optional with no default: the shape of a merge patch."""
     fields: dict[str, Any] = {}

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
+from pydantic import ValidationError
 
 from core.agents.base import AgentContext, AgentFailure, AgentOutput, AgentReply
-from core.agents.character import AgentSettings, ModelSettings
+from core.agents.character import AgentSettings, ModelSettings, describe, parse_settings
 from core.agents.prompt import build_prompt
 
 NO_KEY = "no-key"  # the SDK insists on a key; servers that need none (Ollama, vLLM) ignore it
@@ -159,10 +160,6 @@ class OpenAIAgent:
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> OpenAIAgent:
-        from pydantic import ValidationError
-
-        from core.agents.character import describe, parse_settings
-
         try:
             return cls(parse_settings(settings))
         except ValidationError as error:

@@ -104,10 +104,9 @@ def build_prompt(context: AgentContext, settings: AgentSettings) -> Prompt:
     """The messages to send; raises a non-transient `AgentFailure` if even an empty history does not fit."""
     model = settings.model or ModelSettings(name="unset")
     budget = model.context_tokens - model.max_tokens  # the reply's tokens come out of the same window
-    preferences = context.preferences or context.conversation.get("preferences") or {}
 
     def fit(dropped_note: bool) -> tuple[str, list[dict[str, str]], int]:
-        system = system_prompt(settings, context.agent_name, preferences, context.conversation,
+        system = system_prompt(settings, context.agent_name, context.preferences, context.conversation,
                                dropped=len(context.history) if dropped_note else 0)
         used = message_tokens(system) + message_tokens(context.message)
         if used > budget:
@@ -128,7 +127,7 @@ def build_prompt(context: AgentContext, settings: AgentSettings) -> Prompt:
     system, kept, used = fit(dropped_note=False)
     if len(kept) < len(context.history):  # say that some were left out; the note itself costs a few tokens
         system, kept, used = fit(dropped_note=True)
-        system = system_prompt(settings, context.agent_name, preferences, context.conversation,
+        system = system_prompt(settings, context.agent_name, context.preferences, context.conversation,
                                dropped=len(context.history) - len(kept))
     messages = [{"role": "system", "content": system}, *kept, {"role": "user", "content": context.message}]
     return Prompt(messages=messages, estimated_tokens=used, history_used=len(kept),

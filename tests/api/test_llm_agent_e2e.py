@@ -43,8 +43,9 @@ def session_events(stack: Stack, redis_client: redis.Redis, session_id: str) -> 
     events: list[dict[str, Any]] = []
     try:
         yield events
-        wait_until(lambda: bool(_drain(pubsub, events)) and events[-1]["type"] in ("state.updated", "message.failed"),
-                   10, "the outcome events")
+        # The worker's events may come before or after the API's own (message.created...): look for the outcome.
+        wait_until(lambda: any(e["type"] in ("message.completed", "message.failed") for e in _drain(pubsub, events)),
+                   10, "the outcome event")
     finally:
         pubsub.close()
 
