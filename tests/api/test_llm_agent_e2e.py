@@ -91,6 +91,21 @@ def test_reply_streams_and_the_prompt_holds_character_preferences_and_recent_his
     assert sum(message_tokens(m["content"]) for m in request.messages) <= 1500 - 200
 
 
+def test_history_messages_bounds_what_the_worker_hands_the_agent(
+        client: httpx.Client, fake_openai: FakeOpenAI) -> None:
+    model = new_model(fake_openai)
+    agent = create_llm_agent(client, fake_openai, model)
+    assert client.patch(f"/api/agents/{agent['id']}", json={"settings": {"historyMessages": 3}}).status_code == 200
+    sid = create_session(client, agentId=agent["id"])["sessionId"]
+    for n in range(3):
+        assert send_message(client, sid, f"turn {n}").status_code == 201
+
+    system, *earlier, last = fake_openai.requests_for(model)[-1].messages
+
+    assert [m["content"] for m in earlier] == ["The model heard: turn 0", "turn 1", "The model heard: turn 1"]
+    assert last["content"] == "turn 2" and "not shown" not in system["content"]  # only budget drops are noted
+
+
 def test_transient_errors_are_retried_then_the_reply_is_stored(
         client: httpx.Client, fake_openai: FakeOpenAI) -> None:
     model = new_model(fake_openai, Fail(503, "upstream overloaded"), Fail(429, "slow down"))
