@@ -179,6 +179,8 @@ def _run_agent(ctx: WorkerContext, job: Job) -> AgentReply | AgentFailure:
                 return failure
             log.warning("agent failed (attempt %s), retrying: %s", attempt, failure.reason)
             time.sleep(ctx.settings.agent_retry_backoff_seconds * 2 ** (attempt - 1))
+        except redis.RedisError:
+            raise  # Redis away (breaker state, chunk publishing): the task retries later; the message waits
         except Exception as exc:  # a bug in an agent must fail one message, not the worker
             log.exception("agent crashed on message %s", job.message.id)
             return AgentFailure(f"the agent raised {type(exc).__name__}: {exc}")
