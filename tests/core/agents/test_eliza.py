@@ -202,7 +202,7 @@ def test_chunks_join_to_the_reply_text_exactly():
 def test_chunk_delay_comes_from_settings(monkeypatch: pytest.MonkeyPatch):
     sleeps: list[float] = []
     monkeypatch.setattr(eliza.time, "sleep", sleeps.append)
-    chunks, _ = run_agent(doctor(), make_context("I am sad", settings={"chunk_delay_ms": 20}))
+    chunks, _ = run_agent(doctor(), make_context("I am sad", settings={"chunkDelayMs": 20}))
     assert sleeps == [0.02] * (len(chunks) - 1)
 
 
