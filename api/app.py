@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 
+import socketio
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
@@ -9,18 +10,19 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.pydantic import PydanticPlugin
 
 from api.errors import EXCEPTION_HANDLERS
+from api.realtime import Realtime
 from api.resources import lifespan, provide_resources, provide_uow
 from api.routes.agents import AgentController
 from api.routes.sessions import SessionController
 from core.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, realtime: Realtime | None = None) -> Litestar:
     settings = settings or get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return Litestar(
         route_handlers=[SessionController, AgentController],
-        lifespan=[lifespan(settings)],
+        lifespan=[lifespan(settings), *([realtime.lifespan] if realtime else [])],
         dependencies={"resources": Provide(provide_resources, sync_to_thread=False), "uow": Provide(provide_uow)},
         exception_handlers=EXCEPTION_HANDLERS,
         plugins=[PydanticPlugin(prefer_alias=True)],
@@ -29,3 +31,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         cors_config=CORSConfig(allow_origins=settings.cors_origins),
         request_max_body_size=settings.request_body_max_bytes,
     )
+
+
+def create_server(settings: Settings | None = None) -> socketio.ASGIApp:
+    """What the server runs: the HTTP API with socket.io (`/socket.io/`) on the same port."""
+    settings = settings or get_settings()
+    realtime = Realtime(settings)
+    return socketio.ASGIApp(realtime.sio, other_asgi_app=create_app(settings, realtime))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.bus import AsyncEventPublisher, EventHub, Keys
 from core.db import create_async_db_engine
+from core.services.events import EventLog
 from core.settings import Settings
 from core.taskqueue import AsyncTaskSender
 from core.uow import AsyncUnitOfWork
@@ -28,19 +30,26 @@ class Resources:
     publisher: AsyncEventPublisher
     tasks: AsyncTaskSender
     hub: EventHub
+    events: EventLog
     started_at: float
 
     @classmethod
     async def open(cls, settings: Settings) -> Resources:
         if not settings.redis_url:
             raise RuntimeError("REDIS_URL is not set (`agent-sessions dev` starts an embedded Redis for you)")
-        client = aredis.Redis.from_url(settings.redis_url, health_check_interval=30)
+        # A bounded pool: however many requests and streams are open, this process holds at most this many
+        # Redis connections (the named connections show up in CLIENT LIST as this process).
+        pool = aredis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=settings.api_redis_max_connections, timeout=20,
+            health_check_interval=30, client_name=redis_client_name())
+        client = aredis.Redis.from_pool(pool)
         keys = Keys(settings.redis_prefix)
         hub = EventHub(client, keys)
-        resources = cls(settings=settings, engine=create_async_db_engine(settings), redis=client, keys=keys,
+        engine = create_async_db_engine(settings)
+        resources = cls(settings=settings, engine=engine, redis=client, keys=keys,
                         publisher=AsyncEventPublisher(client, keys, settings.event_stream_maxlen),
                         tasks=AsyncTaskSender(client, keys, settings.celery_queue), hub=hub,
-                        started_at=time.monotonic())
+                        events=EventLog(client, keys, engine), started_at=time.monotonic())
         await hub.start()
         return resources
 
@@ -51,6 +60,10 @@ class Resources:
 
     def unit_of_work(self) -> AsyncUnitOfWork:
         return AsyncUnitOfWork(self.engine, self.publisher, self.tasks)
+
+
+def redis_client_name(pid: int | None = None) -> str:
+    return f"agent-sessions-api-{pid or os.getpid()}"
 
 
 def lifespan(settings: Settings):  # type: ignore[no-untyped-def]

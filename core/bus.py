@@ -13,7 +13,7 @@ import contextlib
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -138,11 +138,11 @@ class Subscription:
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
     async def next(self, timeout: float | None) -> dict[str, Any] | None:
-        """The next event, or None when the hub lost events (resynchronise) or the timeout passed."""
-        try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
-        except TimeoutError:
-            return None
+        """The next live event, or None when the hub may have lost events (re-read them from the log).
+
+        Raises TimeoutError when nothing came within `timeout` seconds.
+        """
+        return await asyncio.wait_for(self.queue.get(), timeout)
 
     def close(self) -> None:
         self._hub._remove(self)
@@ -175,14 +175,11 @@ class EventHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    @contextlib.asynccontextmanager
-    async def subscribe(self, session_id: uuid.UUID | str) -> AsyncIterator[Subscription]:
+    def listen(self, session_id: uuid.UUID | str) -> Subscription:
+        """Start hearing a session's events at once; the caller must `close()` the subscription."""
         subscription = Subscription(self, str(session_id))
         self._listeners[subscription.session_id].add(subscription)
-        try:
-            yield subscription
-        finally:
-            subscription.close()
+        return subscription
 
     @property
     def listener_count(self) -> int:

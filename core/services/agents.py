@@ -6,7 +6,8 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from core.clock import utcnow
-from core.errors import AgentNameTaken, AgentNotFound
+from core.agents.eliza import MAX_CHUNK_DELAY_MS
+from core.errors import AgentNameTaken, AgentNotFound, InvalidInput
 from core.models import DEFAULT_AGENT_ID, DEFAULT_AGENT_NAME, agents_table
 from core.schemas import AgentCreate, AgentList, AgentPublic
 from core.uow import AsyncUnitOfWork
@@ -38,7 +39,15 @@ async def get_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID) -> AgentPublic:
     return agent_public(await get_agent_row(uow, agent_id))
 
 
+def check_agent_settings(settings: dict[str, Any]) -> None:
+    delay = settings.get("chunk_delay_ms", 0)
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= MAX_CHUNK_DELAY_MS:
+        raise InvalidInput(f"settings.chunk_delay_ms must be a number of milliseconds from 0 to {MAX_CHUNK_DELAY_MS}",
+                           field="settings.chunk_delay_ms")
+
+
 async def create_agent(uow: AsyncUnitOfWork, data: AgentCreate) -> AgentPublic:
+    check_agent_settings(data.settings)
     values = {"id": uuid.uuid4(), "name": data.name, "provider": data.provider, "settings": data.settings,
               "created_at": utcnow()}
     exists = await uow.scalar(select(agents_table.c.id).where(agents_table.c.name == data.name))
