@@ -164,6 +164,7 @@ class ExchangeFeed:
         self.session_id = uuid.UUID(subscription.session_id)
         self._wanted = str(user_message_id)
         self._after = after  # re-reads start after this durable seq
+        self._floor = after  # durable events up to here were delivered (or are not wanted)
         self._delivered: set[int] = set()
         self._ready: deque[dict[str, Any]] = deque()
         self._behind = catch_up
@@ -188,7 +189,7 @@ class ExchangeFeed:
 
     def _offer(self, event: dict[str, Any]) -> None:
         seq, chunk = parse_event_id(event["id"])
-        if not concerns(event, self._wanted) or (chunk == 0 and seq in self._delivered):
+        if not concerns(event, self._wanted) or (chunk == 0 and (seq <= self._floor or seq in self._delivered)):
             return
         if chunk == 0:
             self._delivered.add(seq)
