@@ -61,6 +61,9 @@ def socket_events(event: dict[str, Any], who: Participants) -> list[tuple[str, d
         return [("messageStreamChunk", {"messageId": data["messageId"], "roomId": room, "channelId": room,
                                         "replyTo": data["replyTo"], "index": data["index"], "chunk": data["delta"],
                                         "senderId": str(who.agent_id)})]
+    if kind == "message.failed":  # otherwise a client that sent over the websocket transport would wait forever
+        return [("messageError", {"messageId": data["messageId"], "roomId": room, "channelId": room,
+                                  **(data.get("error") or {})})]
     named = {"session.expiring": "sessionExpirationWarning", "session.expired": "sessionExpired",
              "session.renewed": "sessionRenewed"}.get(kind)
     if named is None:
@@ -107,8 +110,10 @@ class Realtime:
             subscription = resources.hub.listen(session_id)
             try:
                 uow = resources.unit_of_work()
-                who = await participants(uow, session_id)
-                await uow.commit()
+                try:
+                    who = await participants(uow, session_id)
+                finally:
+                    await uow.rollback()  # read only: give the connection back (on SQLite, its lock too)
                 head = await resources.events.head(session_id)
             except BaseException:
                 subscription.close()

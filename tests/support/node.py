@@ -36,7 +36,8 @@ class NodeProcess:
         self.process = subprocess.Popen(["node", str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, env=env, text=True)
         self._lines: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.seen: list[dict[str, Any]] = []
+        self.seen: list[dict[str, Any]] = []  # every line, in order
+        self._unclaimed: list[dict[str, Any]] = []  # read, not returned by `wait_for` yet
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -45,17 +46,28 @@ class NodeProcess:
             if line.startswith("{"):
                 self._lines.put(json.loads(line))
 
+    def send(self, command: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+
     def wait_for(self, matches: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
+        """The first line not returned before that matches (it may have been read already)."""
         deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
+        while True:
+            for line in self._unclaimed:
+                if matches(line):
+                    self._unclaimed.remove(line)
+                    return line
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {what} from the Node client within {timeout} s; it printed {self.seen}")
             try:
                 line = self._lines.get(timeout=remaining)
             except queue.Empty:
-                break
+                continue
             self.seen.append(line)
-            if matches(line):
-                return line
-        raise AssertionError(f"no {what} from the Node client within {timeout} s; it printed {self.seen}")
+            self._unclaimed.append(line)
 
     def stop(self) -> str:
         if self.process.poll() is None:
