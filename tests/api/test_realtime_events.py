@@ -13,7 +13,8 @@ WHO = Participants(session_id=uuid.uuid4(), user_id="user-1", agent_id=uuid.uuid
 
 
 def envelope(kind: str, data: dict) -> dict:  # type: ignore[type-arg]
-    return {"id": "3-0", "type": kind, "sessionId": str(WHO.session_id), "data": data, "createdAt": "2026-01-01T00:00:00Z"}
+    return {"id": "3-0", "type": kind, "sessionId": str(WHO.session_id), "data": data,
+            "createdAt": "2026-01-01T00:00:00Z"}
 
 
 @pytest.mark.parametrize(("kind", "name"), [("session.expiring", "sessionExpirationWarning"),
@@ -42,7 +43,8 @@ def test_failed_reply_is_an_error_for_the_room() -> None:
     [(sent, payload)] = socket_events(envelope("message.failed", data), WHO)
 
     assert sent == "messageError"
-    assert payload["messageId"] == "m1" and payload["code"] == "AGENT_FAILED" and payload["roomId"] == str(WHO.session_id)
+    assert payload["messageId"] == "m1" and payload["code"] == "AGENT_FAILED"
+    assert payload["roomId"] == str(WHO.session_id)
 
 
 @pytest.mark.parametrize("kind", ["state.updated", "session.paused", "session.ended"])

@@ -95,6 +95,17 @@ def test_sse_reply_retry_with_idempotency_key_replays_the_same_exchange(client: 
     assert [m["role"] for m in history(client, sid)["messages"]] == ["agent", "user"]
 
 
+def test_sse_reply_ends_with_an_error_when_the_agent_fails(client: httpx.Client) -> None:
+    broken = client.post("/api/agents", json={"name": f"unavailable-{uuid.uuid4().hex[:8]}", "provider": "openai"})
+    sid = create_session(client, agentId=broken.json()["id"])["sessionId"]
+
+    events = stream_reply(client, sid, {"content": "Hello?", "transport": "sse"})
+
+    assert [e.event for e in events] == ["message.created", "message.failed", "error"]
+    assert events[-1].data["code"] == "AGENT_FAILED" and events[-1].data["message"]
+    assert events[-1].id is None
+
+
 def test_sse_reply_errors_before_the_stream_are_json(client: httpx.Client) -> None:
     response = client.post(f"{SESSIONS}/{uuid.uuid4()}/messages", json={"content": "hi", "transport": "sse"})
 
