@@ -20,7 +20,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.errors import error_response
 from api.resources import Resources
-from api.streaming import sse_event, terminal_event
+from api.streaming import sse_event, sse_response, terminal_event
 from core.bus import parse_event_id
 from core.clock import utcnow
 from core.schemas import AcceptedPublic, MessageCreate, MessagePublic, ReplyPublic, SessionStatus
@@ -68,8 +68,7 @@ async def send(uow: AsyncUnitOfWork, resources: Resources, session_id: uuid.UUID
     if accepted.feed is None:
         return _accepted(accepted.submission, debug, {"acceptMs": _ms(accepted.started, accepted.committed)})
     if transport == "sse":
-        return EventSourceResponse(_reply_events(accepted.submission, accepted.feed, resources),
-                                   ping=resources.settings.sse_ping_seconds)
+        return sse_response(_reply_events(accepted.submission, accepted.feed, resources), resources.settings)
     try:
         return await _blocking_reply(uow, resources, accepted, debug)
     finally:

@@ -11,11 +11,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from sse_starlette import ServerSentEvent
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from core.bus import parse_event_id
 from core.clock import isoformat, utcnow
 from core.services.events import SessionFeed
+from core.settings import Settings
+
+# A client that takes no data for this long is dropped: its events would otherwise pile up in memory.
+SEND_TIMEOUT_SECONDS = 30.0
+
+
+def sse_response(events: AsyncIterator[ServerSentEvent], settings: Settings) -> EventSourceResponse:
+    return EventSourceResponse(events, ping=settings.sse_ping_seconds, send_timeout=SEND_TIMEOUT_SECONDS)
 
 
 def sse_event(envelope: dict[str, Any]) -> ServerSentEvent:

@@ -11,7 +11,7 @@ from sse_starlette import EventSourceResponse
 
 from api.resources import Resources
 from api.sending import send
-from api.streaming import event_stream
+from api.streaming import event_stream, sse_response
 from core.clock import utcnow
 from core.schemas import (
     AcceptedPublic,
@@ -98,7 +98,7 @@ class SessionController(Controller):
                      ) -> EventSourceResponse:
         feed = await follow_session(resources.events, resources.hub, parse_uuid(session_id, "sessionId"),
                                     request.headers.get("last-event-id") or last_event_id)
-        return EventSourceResponse(event_stream(feed), ping=resources.settings.sse_ping_seconds)
+        return sse_response(event_stream(feed), resources.settings)
 
     @get("/{session_id:str}/messages", summary="Message history, newest first")
     async def history(
