@@ -68,7 +68,8 @@ async def send(uow: AsyncUnitOfWork, resources: Resources, session_id: uuid.UUID
     if accepted.feed is None:
         return _accepted(accepted.submission, debug, {"acceptMs": _ms(accepted.started, accepted.committed)})
     if transport == "sse":
-        return sse_response(_reply_events(accepted.submission, accepted.feed, resources), resources.settings)
+        events = reply_events(accepted.submission, accepted.feed, resources.settings.reply_wait_seconds)
+        return sse_response(events, resources.settings)
     try:
         return await _blocking_reply(uow, resources, accepted, debug)
     finally:
@@ -150,11 +151,11 @@ async def _wait_for_outcome(feed: ExchangeFeed, user_message_id: str, deadline: 
     return None
 
 
-async def _reply_events(submission: Submission, feed: ExchangeFeed,
-                        resources: Resources) -> AsyncIterator[ServerSentEvent]:
+async def reply_events(submission: Submission, feed: ExchangeFeed,
+                       wait_seconds: float) -> AsyncIterator[ServerSentEvent]:
     """The SSE reply: user message, chunks, stored reply, state update, `done` (or `error`).
 
-    Ends with REPLY_TIMEOUT after `reply_wait_seconds` without progress; the reply still reaches /events.
+    Ends with REPLY_TIMEOUT after `wait_seconds` without progress; the reply still reaches /events.
     """
     wanted = str(submission.user_message.id)
     session_id = feed.session_id
@@ -163,7 +164,7 @@ async def _reply_events(submission: Submission, feed: ExchangeFeed,
             yield sse_event(submission.created_event)
         while True:
             try:
-                event = await feed.next(resources.settings.reply_wait_seconds)
+                event = await feed.next(wait_seconds)
             except TimeoutError:
                 yield terminal_event("error", session_id, {
                     "code": "REPLY_TIMEOUT", "messageId": wanted,

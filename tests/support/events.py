@@ -34,8 +34,12 @@ class World:
     hub: EventHub
     log: EventLog
 
+    def unit_of_work(self) -> AsyncUnitOfWork:
+        # Tasks go to a queue no worker reads: nothing answers messages here.
+        return AsyncUnitOfWork(self.engine, self.publisher, AsyncTaskSender(self.redis, self.keys, "unanswered"))
+
     async def new_session(self) -> uuid.UUID:
-        uow = AsyncUnitOfWork(self.engine, self.publisher, AsyncTaskSender(self.redis, self.keys, "unused"))
+        uow = self.unit_of_work()
         created = await create_session(uow, Settings(), SessionCreate(agent_id=DEFAULT_AGENT_ID, user_id="u-1"),
                                        utcnow(), None, "")
         await uow.commit()
