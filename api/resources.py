@@ -47,7 +47,8 @@ class Resources:
         hub = EventHub(client, keys)
         engine = create_async_db_engine(settings)
         resources = cls(settings=settings, engine=engine, redis=client, keys=keys,
-                        publisher=AsyncEventPublisher(client, keys, settings.event_stream_maxlen),
+                        publisher=AsyncEventPublisher(client, keys, settings.event_stream_maxlen,
+                                                      settings.event_stream_ttl_seconds),
                         tasks=AsyncTaskSender(client, keys, settings.celery_queue), hub=hub,
                         events=EventLog(client, keys, engine), started_at=time.monotonic())
         await hub.start()

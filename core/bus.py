@@ -94,15 +94,16 @@ def parse_event_id(event_id: str) -> tuple[int, int]:
 class EventPublisher:
     """Synchronous publishing, for workers and the beat."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, stream_maxlen: int) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, stream_maxlen: int, stream_ttl_seconds: int) -> None:
         self._redis = client
         self._keys = keys
         self._maxlen = stream_maxlen
+        self._ttl = stream_ttl_seconds
 
     def publish(self, events: Iterable[Event]) -> None:
         pipe = self._redis.pipeline(transaction=False)
         for event in events:
-            _queue_publish(pipe, self._keys, self._maxlen, event)
+            _queue_publish(pipe, self._keys, self._maxlen, self._ttl, event)
         # An XADD refused because a newer event got there first is fine: readers fall back to Postgres.
         pipe.execute(raise_on_error=False)
 
@@ -110,22 +111,26 @@ class EventPublisher:
 class AsyncEventPublisher:
     """The same, on the API's event loop."""
 
-    def __init__(self, client: aredis.Redis, keys: Keys, stream_maxlen: int) -> None:
+    def __init__(self, client: aredis.Redis, keys: Keys, stream_maxlen: int, stream_ttl_seconds: int) -> None:
         self._redis = client
         self._keys = keys
         self._maxlen = stream_maxlen
+        self._ttl = stream_ttl_seconds
 
     async def publish(self, events: Iterable[Event]) -> None:
         pipe = self._redis.pipeline(transaction=False)
         for event in events:
-            _queue_publish(pipe, self._keys, self._maxlen, event)
+            _queue_publish(pipe, self._keys, self._maxlen, self._ttl, event)
         await pipe.execute(raise_on_error=False)
 
 
-def _queue_publish(pipe: Any, keys: Keys, maxlen: int, event: Event) -> None:
+def _queue_publish(pipe: Any, keys: Keys, maxlen: int, ttl: int, event: Event) -> None:
     payload = event.encode()
     if event.durable:
-        pipe.xadd(keys.stream(event.session_id), {"e": payload}, id=event.id, maxlen=maxlen, approximate=True)
+        stream = keys.stream(event.session_id)
+        pipe.xadd(stream, {"e": payload}, id=event.id, maxlen=maxlen, approximate=True)
+        # Idle sessions' Streams go away; a reader past them falls back to the database.
+        pipe.expire(stream, ttl)
     pipe.publish(keys.channel(event.session_id), payload)
 
 

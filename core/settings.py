@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     agent_retry_backoff_seconds: float = 0.5
     history_window: int = 20  # earlier messages handed to the agent
     event_stream_maxlen: int = 1000  # events kept per session in its Redis Stream
+    event_stream_ttl_seconds: int = 86400  # a session's Stream is dropped after this long without events
 
     # Beat.
     sweep_interval_seconds: float = 30.0

@@ -24,7 +24,8 @@ def get_context() -> WorkerContext:
             client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
             keys = Keys(settings.redis_prefix)
             _context = WorkerContext(settings=settings, engine=create_sync_engine(settings), redis=client, keys=keys,
-                                     publisher=EventPublisher(client, keys, settings.event_stream_maxlen))
+                                     publisher=EventPublisher(client, keys, settings.event_stream_maxlen,
+                                                              settings.event_stream_ttl_seconds))
         return _context
 
 

@@ -5,8 +5,8 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
-from core.clock import utcnow
 from core.agents.eliza import MAX_CHUNK_DELAY_MS
+from core.clock import utcnow
 from core.errors import AgentNameTaken, AgentNotFound, InvalidInput
 from core.models import DEFAULT_AGENT_ID, DEFAULT_AGENT_NAME, agents_table
 from core.schemas import AgentCreate, AgentList, AgentPublic

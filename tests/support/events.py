@@ -69,7 +69,8 @@ async def world(sqlite_url: str, redis_prefix: str) -> AsyncIterator[World]:
     hub = EventHub(client, keys)
     await hub.start()
     try:
-        yield World(engine, client, keys, AsyncEventPublisher(client, keys, 1000), hub, EventLog(client, keys, engine))
+        publisher = AsyncEventPublisher(client, keys, stream_maxlen=1000, stream_ttl_seconds=3600)
+        yield World(engine, client, keys, publisher, hub, EventLog(client, keys, engine))
     finally:
         await hub.stop()
         await client.aclose()

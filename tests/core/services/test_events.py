@@ -61,6 +61,16 @@ def test_catch_up_reads_the_stream_when_it_reaches_back(sqlite_url: str, redis_p
     run(sqlite_url, redis_prefix, scenario)
 
 
+def test_stream_of_an_idle_session_expires(sqlite_url: str, redis_prefix: str) -> None:
+    async def scenario(w: World) -> None:
+        sid = await w.new_session()
+        await w.store(sid, 1)
+
+        assert 0 < await w.redis.ttl(w.keys.stream(sid)) <= 3600
+
+    run(sqlite_url, redis_prefix, scenario)
+
+
 @pytest.mark.parametrize("damage", ["trimmed", "deleted", "hole"])
 def test_catch_up_falls_back_to_the_database(sqlite_url: str, redis_prefix: str, damage: str) -> None:
     async def scenario(w: World) -> None:
