@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 
+import socketio
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
@@ -10,6 +11,7 @@ from litestar.plugins.pydantic import PydanticPlugin
 
 from api.errors import EXCEPTION_HANDLERS
 from api.openapi import complete_strict_schemas
+from api.realtime import Realtime
 from api.resources import lifespan, provide_resources, provide_uow
 from api.routes.agents import AgentController
 from api.routes.page import chat_page, static_files
@@ -17,12 +19,12 @@ from api.routes.sessions import SessionController
 from core.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, realtime: Realtime | None = None) -> Litestar:
     settings = settings or get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = Litestar(
         route_handlers=[SessionController, AgentController, chat_page, static_files],
-        lifespan=[lifespan(settings)],
+        lifespan=[lifespan(settings), *([realtime.lifespan] if realtime else [])],
         dependencies={"resources": Provide(provide_resources, sync_to_thread=False), "uow": Provide(provide_uow)},
         exception_handlers=EXCEPTION_HANDLERS,
         plugins=[PydanticPlugin(prefer_alias=True)],
@@ -34,3 +36,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     complete_strict_schemas(app)
     return app
 
+
+def create_server(settings: Settings | None = None) -> socketio.ASGIApp:
+    """What the server runs: the HTTP API with socket.io (`/socket.io/`) on the same port."""
+    settings = settings or get_settings()
+    realtime = Realtime(settings)
+    return socketio.ASGIApp(realtime.sio, other_asgi_app=create_app(settings, realtime))

@@ -51,7 +51,7 @@ def api(host: str = typer.Option(None, help="Defaults to HOST"), port: int = typ
     import uvicorn
 
     settings = get_settings()
-    uvicorn.run("api.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
+    uvicorn.run("api.app:create_server", factory=True, host=host or settings.host, port=port or settings.port,
                 workers=workers, log_level="warning", access_log=False, lifespan="on")
 
 

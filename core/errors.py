@@ -34,6 +34,10 @@ class InvalidTimeoutConfig(InvalidInput):
     code = "INVALID_TIMEOUT_CONFIG"
 
 
+class InvalidEventId(InvalidInput):
+    code = "INVALID_EVENT_ID"
+
+
 class SessionNotFound(DomainError):
     code = "SESSION_NOT_FOUND"
 

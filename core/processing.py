@@ -52,7 +52,8 @@ def build_context(settings: Settings) -> WorkerContext:
     client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
     keys = Keys(settings.redis_prefix)
     return WorkerContext(settings=settings, engine=create_sync_engine(settings), redis=client, keys=keys,
-                         publisher=EventPublisher(client, keys, settings.event_stream_maxlen))
+                         publisher=EventPublisher(client, keys, settings.event_stream_maxlen,
+                                                  settings.event_stream_ttl_seconds))
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,13 @@ class Settings(BaseSettings):
     environment: str = "production"
     cors_origins: list[str] = ["http://localhost:3000", "http://127.0.0.1:3000"]
 
-    # How long a blocking POST waits for the reply before answering 202.
+    # How long a blocking POST waits for the reply before answering 202 (for an SSE reply: the longest
+    # silence before it ends with REPLY_TIMEOUT).
     reply_wait_seconds: float = 30.0
+    # Keep-alive comment sent on idle SSE streams, so proxies and clients keep them open.
+    sse_ping_seconds: float = Field(15.0, gt=0)
+    # Redis connections per API process for commands; events reach all its listeners over one more.
+    api_redis_max_connections: int = Field(8, ge=2)
 
     # Input limits.
     content_max_chars: int = 4000
@@ -55,6 +60,7 @@ class Settings(BaseSettings):
     agent_retry_backoff_seconds: float = 0.5
     history_window: int = 20  # earlier messages handed to the agent, unless its `historyMessages` says otherwise
     event_stream_maxlen: int = 1000  # events kept per session in its Redis Stream
+    event_stream_ttl_seconds: int = 86400  # a session's Stream is dropped after this long without events
 
     # Beat.
     sweep_interval_seconds: float = 30.0

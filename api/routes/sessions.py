@@ -3,12 +3,15 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
+from litestar.types import ASGIApp
+from sse_starlette import EventSourceResponse
 
 from api.resources import Resources
 from api.sending import send
+from api.streaming import event_stream, sse_response
 from core.clock import utcnow
 from core.schemas import (
     AcceptedPublic,
@@ -25,6 +28,7 @@ from core.schemas import (
     TimeoutConfigUpdate,
 )
 from core.services import conversation, messages, sessions
+from core.services.events import follow_session
 from core.services.health import check_health
 from core.uow import AsyncUnitOfWork
 from core.validation import check_idempotency_key, parse_uuid, request_fingerprint
@@ -104,13 +108,25 @@ class SessionController(Controller):
         return await sessions.end_session(uow, parse_uuid(session_id, "sessionId"), utcnow(), purge)
 
     @post("/{session_id:str}/messages", summary="Send a message and get the agent's reply",
+          description="`transport: \"sse\"` (or `mode: \"stream\"`, or `Accept: text/event-stream`) answers "
+                      "with an event stream instead; see the README.",
           responses={201: ResponseSpec(ReplyPublic, description="The agent's reply"),
                      202: ResponseSpec(AcceptedPublic, description="Accepted; the reply follows on /events"),
                      502: ResponseSpec(ErrorResponse, description="The agent failed to answer")})
     async def send_message(self, session_id: str, data: MessageCreate, uow: AsyncUnitOfWork, resources: Resources,
-                           idempotency_key: IdempotencyKey = None, x_debug: DebugHeader = None) -> Response[Any]:
+                           request: Request, idempotency_key: IdempotencyKey = None,
+                           x_debug: DebugHeader = None) -> ASGIApp:
         return await send(uow, resources, parse_uuid(session_id, "sessionId"), data, idempotency_key,
-                          debug=(x_debug or "").lower() == "true")
+                          debug=(x_debug or "").lower() == "true", accept=request.headers.get("accept"))
+
+    # An endless stream: kept out of the OpenAPI schema (documented in the README).
+    @get("/{session_id:str}/events", include_in_schema=False)
+    async def events(self, session_id: str, resources: Resources, request: Request,
+                     last_event_id: Annotated[str | None, Parameter(query="lastEventId", max_length=64)] = None,
+                     ) -> EventSourceResponse:
+        feed = await follow_session(resources.events, resources.hub, parse_uuid(session_id, "sessionId"),
+                                    request.headers.get("last-event-id") or last_event_id)
+        return sse_response(event_stream(feed), resources.settings)
 
     @get("/{session_id:str}/messages", summary="Message history, newest first")
     async def history(self, session_id: str, uow: AsyncUnitOfWork, resources: Resources, limit: Limit = None,
@@ -144,3 +160,4 @@ class SessionController(Controller):
     @patch("/{session_id:str}/timeout", summary="Change the timeout config (merged with the current one)")
     async def update_timeout(self, session_id: str, data: TimeoutConfigUpdate, uow: AsyncUnitOfWork) -> SessionPublic:
         return await sessions.update_timeout(uow, parse_uuid(session_id, "sessionId"), utcnow(), data)
+

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from core.errors import (
     SessionNotPaused,
     SessionPaused,
 )
-from core.models import sessions_table
+from core.models import agents_table, sessions_table
 from core.schemas import (
     SessionCreate,
     SessionPage,
@@ -151,8 +152,8 @@ async def _change(uow: AsyncUnitOfWork, row: Any, now: datetime, kind: str | Non
     await uow.execute(update(sessions_table).where(S.id == row.id).values(**values))
     public = session_public(await load_session(uow, row.id), now)
     if kind is not None:
-        await uow.record(Event(session_id=row.id, seq=values["event_seq"], type=kind,
-                               data={"session": public_json(public)}, created_at=now))
+        uow.emit(Event(session_id=row.id, seq=values["event_seq"], type=kind,
+                       data={"session": public_json(public)}, created_at=now))
     return public
 
 
@@ -222,3 +223,21 @@ async def update_timeout(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datet
     else:
         values["expires_at"] = timeouts.hard_deadline(row.created_at, config)
     return await _change(uow, row, now, None, **values)
+
+
+@dataclass(frozen=True)
+class Participants:
+    """Who speaks in a session, as socket.io broadcasts name them."""
+
+    session_id: uuid.UUID
+    user_id: str
+    agent_id: uuid.UUID
+    agent_name: str
+
+
+async def participants(uow: AsyncUnitOfWork, session_id: uuid.UUID) -> Participants:
+    row = (await uow.execute(select(S.id, S.user_id, S.agent_id, agents_table.c.name).join(
+        agents_table, agents_table.c.id == S.agent_id).where(S.id == session_id))).first()
+    if row is None:
+        raise SessionNotFound(f"session {session_id} not found", sessionId=str(session_id))
+    return Participants(session_id=row.id, user_id=row.user_id, agent_id=row.agent_id, agent_name=row.name)

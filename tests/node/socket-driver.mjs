@@ -1,0 +1,16 @@
+// Drives a real socket.io-client for a test: each stdin line is {"emit": event, "data": ...}; the
+// server's ack and every event the server sends are printed as JSON lines.
+import readline from 'node:readline';
+import { io } from 'socket.io-client';
+
+const socket = io(process.env.SERVER_URL, { transports: ['websocket'] });
+const report = (kind, payload) => console.log(JSON.stringify({ kind, payload }));
+socket.on('connect', () => report('connect', socket.id));
+socket.on('connect_error', (error) => report('connect_error', String(error)));
+socket.onAny((event, payload) => report(event, payload));
+readline.createInterface({ input: process.stdin })
+  .on('line', (line) => {
+    const { emit, data } = JSON.parse(line);
+    socket.emit(emit, data, (ack) => report('ack', { event: emit, ack }));
+  })
+  .on('close', () => { socket.close(); process.exit(0); });
