@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 
+import socketio
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
@@ -12,6 +13,8 @@ from litestar.plugins.pydantic import PydanticPlugin
 from api.auth import authorize, provide_principal
 from api.errors import EXCEPTION_HANDLERS
 from api.headers import security_headers
+from api.openapi import complete_strict_schemas
+from api.realtime import Realtime
 from api.resources import lifespan, provide_resources, provide_uow
 from api.routes.agents import AgentController
 from api.routes.auth import AuthController
@@ -28,12 +31,12 @@ SECURITY_SCHEMES = {
 }
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, realtime: Realtime | None = None) -> Litestar:
     settings = settings or get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return Litestar(
+    app = Litestar(
         route_handlers=[SessionController, AgentController, AuthController, chat_page, static_files],
-        lifespan=[lifespan(settings)],
+        lifespan=[lifespan(settings), *([realtime.lifespan] if realtime else [])],
         guards=[authorize],
         dependencies={"resources": Provide(provide_resources, sync_to_thread=False), "uow": Provide(provide_uow),
                       "principal": Provide(provide_principal, sync_to_thread=False)},
@@ -49,3 +52,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         cors_config=CORSConfig(allow_origins=settings.cors_origins, expose_headers=["Retry-After"]),
         request_max_body_size=settings.request_body_max_bytes,
     )
+    complete_strict_schemas(app)
+    return app
+
+
+def create_server(settings: Settings | None = None) -> socketio.ASGIApp:
+    """What the server runs: the HTTP API with socket.io (`/socket.io/`) on the same port."""
+    settings = settings or get_settings()
+    realtime = Realtime(settings)
+    return socketio.ASGIApp(realtime.sio, other_asgi_app=create_app(settings, realtime))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import AsyncGenerator
@@ -18,6 +19,7 @@ from core.bus import AsyncEventPublisher, EventHub, Keys
 from core.db import create_async_db_engine
 from core.processing import WorkerContext, build_context, process_session
 from core.ratelimit import RateLimiter
+from core.services.events import EventLog
 from core.settings import Settings
 from core.taskqueue import AsyncTaskSender, SessionProcessor
 from core.uow import AsyncUnitOfWork
@@ -45,6 +47,7 @@ class Resources:
     publisher: AsyncEventPublisher
     tasks: SessionProcessor
     hub: EventHub
+    events: EventLog
     limiter: RateLimiter
     started_at: float
 
@@ -52,15 +55,22 @@ class Resources:
     async def open(cls, settings: Settings) -> Resources:
         if not settings.redis_url:
             raise RuntimeError("REDIS_URL is not set (`agent-sessions dev` starts an embedded Redis for you)")
-        client = aredis.Redis.from_url(settings.redis_url, health_check_interval=30)
+        # A bounded pool: however many requests and streams are open, this process holds at most this many
+        # Redis connections (the named connections show up in CLIENT LIST as this process).
+        pool = aredis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=settings.api_redis_max_connections, timeout=20,
+            health_check_interval=30, client_name=redis_client_name())
+        client = aredis.Redis.from_pool(pool)
         keys = Keys(settings.redis_prefix)
         hub = EventHub(client, keys)
+        engine = create_async_db_engine(settings)
         tasks = (InlineProcessor(build_context(settings)) if settings.processing == "inline"
                  else AsyncTaskSender(client, keys, settings.celery_queue))
-        resources = cls(settings=settings, engine=create_async_db_engine(settings), redis=client, keys=keys,
-                        publisher=AsyncEventPublisher(client, keys, settings.event_stream_maxlen),
-                        tasks=tasks, hub=hub, limiter=RateLimiter(client, keys, settings),
-                        started_at=time.monotonic())
+        resources = cls(settings=settings, engine=engine, redis=client, keys=keys,
+                        publisher=AsyncEventPublisher(client, keys, settings.event_stream_maxlen,
+                                                      settings.event_stream_ttl_seconds),
+                        tasks=tasks, hub=hub, events=EventLog(client, keys, engine),
+                        limiter=RateLimiter(client, keys, settings), started_at=time.monotonic())
         await hub.start()
         return resources
 
@@ -71,6 +81,10 @@ class Resources:
 
     def unit_of_work(self) -> AsyncUnitOfWork:
         return AsyncUnitOfWork(self.engine, self.publisher, self.tasks)
+
+
+def redis_client_name(pid: int | None = None) -> str:
+    return f"agent-sessions-api-{pid or os.getpid()}"
 
 
 def lifespan(settings: Settings):  # type: ignore[no-untyped-def]

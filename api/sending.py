@@ -1,29 +1,44 @@
-"""Sending a message at the edge: store it, commit, enqueue, then wait for the reply on the event bus."""
+"""Sending a message at the edge: listen, store it, commit, enqueue; then answer by transport.
+
+Every transport shares `_accept` (subscribe to the session before committing, so the reply cannot be
+published before we can hear it) and the session feed (events in order, missed ones re-read):
+- http: wait for the reply and answer 201 with it (202 if the wait limit passes);
+- sse: stream the user message, the reply's chunks, the stored reply, the state update, then `done`;
+- websocket: answer 202 at once; the reply goes to the socket.io room and to /events.
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from litestar import Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.errors import error_response
 from api.resources import Resources
-from core.bus import Subscription
+from api.streaming import sse_event, sse_response, terminal_event
+from core.bus import parse_event_id
 from core.clock import utcnow
 from core.schemas import AcceptedPublic, MessageCreate, MessagePublic, ReplyPublic, SessionStatus
+from core.services.events import ExchangeFeed
 from core.services.messages import Submission, find_outcome, submit_message
 from core.services.sessions import session_status
 from core.uow import AsyncUnitOfWork
 from core.validation import check_idempotency_key, request_fingerprint
 
 TRANSPORT_BY_MODE = {"sync": "http", "stream": "sse", "async": "websocket"}
+EVENT_STREAM = "text/event-stream"
+AGENT_FAILED = "the agent could not answer"
 
 
-def transport_of(data: MessageCreate) -> str:
-    return data.transport or TRANSPORT_BY_MODE.get(data.mode or "", "http")
+def transport_of(data: MessageCreate, accept: str | None) -> str:
+    if data.transport or data.mode:
+        return data.transport or TRANSPORT_BY_MODE[data.mode or "sync"]
+    return "sse" if EVENT_STREAM in (accept or "") else "http"
 
 
 @dataclass(frozen=True)
@@ -38,54 +53,138 @@ class Failed:
     reason: str
 
 
+@dataclass(frozen=True)
+class Accepted:
+    submission: Submission
+    feed: ExchangeFeed | None  # None for the websocket transport: nobody waits here
+    started: float
+    committed: float
+
+
 async def send(uow: AsyncUnitOfWork, resources: Resources, session_id: uuid.UUID, data: MessageCreate,
-               idempotency_key: str | None, debug: bool, owner: str | None) -> Response[Any]:
+               idempotency_key: str | None, debug: bool, accept: str | None,
+               owner: str | None) -> Response[Any] | EventSourceResponse:
+    transport = transport_of(data, accept)
+    accepted = await _accept(uow, resources, session_id, data, idempotency_key, listen=transport != "websocket",
+                             owner=owner)
+    if accepted.feed is None:
+        return _accepted(accepted.submission, debug, {"acceptMs": _ms(accepted.started, accepted.committed)})
+    if transport == "sse":
+        events = reply_events(accepted.submission, accepted.feed, resources.settings.reply_wait_seconds)
+        return sse_response(events, resources.settings)
+    try:
+        return await _blocking_reply(uow, resources, accepted, debug)
+    finally:
+        accepted.feed.close()
+
+
+async def _accept(uow: AsyncUnitOfWork, resources: Resources, session_id: uuid.UUID, data: MessageCreate,
+                  idempotency_key: str | None, listen: bool, owner: str | None) -> Accepted:
     started = time.perf_counter()
     key = check_idempotency_key(idempotency_key)
     fingerprint = request_fingerprint(data.model_dump(mode="json", exclude_none=True))
-    # Listen before committing: the reply cannot be published before we are ready to hear it.
-    async with resources.hub.subscribe(session_id) as subscription:
+    subscription = resources.hub.listen(session_id) if listen else None
+    try:
         submission = await submit_message(uow, resources.settings, session_id, data, utcnow(), key, fingerprint,
                                           owner=owner, limiter=resources.limiter)
         await uow.commit()
-        committed = time.perf_counter()
-        timings: dict[str, Any] = {"acceptMs": _ms(started, committed)}
-        outcome: Replied | Failed | None = None
-        if submission.reply is not None:
-            outcome = Replied(submission.reply, submission.session_status, {})
-        elif submission.user_message.status == "failed":
-            outcome = Failed(submission.user_message.error or "the agent could not answer")
-        elif transport_of(data) == "websocket":
-            return _accepted(submission, debug, timings)
-        else:
-            deadline = started + resources.settings.reply_wait_seconds
-            outcome = await _wait_for_outcome(subscription, submission.user_message.id, deadline)
-    if outcome is None:  # events lost or late: ask the database once
+    except BaseException:
+        if subscription is not None:
+            subscription.close()
+        raise
+    committed = time.perf_counter()
+    if subscription is None:
+        return Accepted(submission, None, started, committed)
+    created = submission.created_event
+    message_id = submission.user_message.id
+    if submission.created and created is not None:  # a new message: its events are heard live from here
+        feed = ExchangeFeed(resources.events, subscription, message_id, parse_event_id(created["id"])[0],
+                            catch_up=False)
+    else:  # a retry re-reads its exchange from the log, from its `message.created` on
+        start = parse_event_id(created["id"])[0] - 1 if created is not None else 0
+        feed = ExchangeFeed(resources.events, subscription, message_id, start, catch_up=True)
+    return Accepted(submission, feed, started, committed)
+
+
+def outcome_of(event: dict[str, Any], user_message_id: str) -> Replied | Failed | None:
+    data = event["data"]
+    if event["type"] == "message.completed" and data.get("replyTo") == user_message_id:
+        return Replied(MessagePublic.model_validate(data["message"]),
+                       SessionStatus.model_validate(data["sessionStatus"]), data.get("timings", {}))
+    if event["type"] == "message.failed" and data.get("messageId") == user_message_id:
+        return Failed(data.get("error", {}).get("message") or AGENT_FAILED)
+    return None
+
+
+async def _blocking_reply(uow: AsyncUnitOfWork, resources: Resources, accepted: Accepted,
+                          debug: bool) -> Response[Any]:
+    submission, feed = accepted.submission, accepted.feed
+    assert feed is not None
+    timings: dict[str, Any] = {"acceptMs": _ms(accepted.started, accepted.committed)}
+    outcome: Replied | Failed | None = None
+    if submission.reply is not None:
+        outcome = Replied(submission.reply, submission.session_status, {})
+    elif submission.user_message.status == "failed":
+        outcome = Failed(submission.user_message.error or AGENT_FAILED)
+    else:
+        deadline = accepted.started + resources.settings.reply_wait_seconds
+        outcome = await _wait_for_outcome(feed, str(submission.user_message.id), deadline)
+    if outcome is None:  # late: ask the database once before answering 202
         outcome = await _stored_outcome(uow, submission.user_message.id)
-    timings["waitMs"] = _ms(committed, time.perf_counter())
+    timings["waitMs"] = _ms(accepted.committed, time.perf_counter())
     if outcome is None:
         return _accepted(submission, debug, timings)
     if isinstance(outcome, Failed):
         return error_response(502, "AGENT_FAILED", outcome.reason,
-                              {"messageId": str(submission.user_message.id), "sessionId": str(session_id)})
+                              {"messageId": str(submission.user_message.id),
+                               "sessionId": str(submission.user_message.session_id)})
     timings.update(outcome.timings)
     return _reply_response(submission, outcome.message, outcome.status, debug, timings)
 
 
-async def _wait_for_outcome(subscription: Subscription, user_message_id: uuid.UUID,
-                            deadline: float) -> Replied | Failed | None:
-    wanted = str(user_message_id)
+async def _wait_for_outcome(feed: ExchangeFeed, user_message_id: str, deadline: float) -> Replied | Failed | None:
     while (remaining := deadline - time.perf_counter()) > 0:
-        event = await subscription.next(remaining)
-        if event is None:
+        try:
+            event = await feed.next(remaining)
+        except TimeoutError:
             return None
-        data = event["data"]
-        if event["type"] == "message.completed" and data.get("replyTo") == wanted:
-            return Replied(MessagePublic.model_validate(data["message"]),
-                           SessionStatus.model_validate(data["sessionStatus"]), data.get("timings", {}))
-        if event["type"] == "message.failed" and data.get("messageId") == wanted:
-            return Failed(data.get("error", {}).get("message") or "the agent could not answer")
+        outcome = outcome_of(event, user_message_id)
+        if outcome is not None:
+            return outcome
     return None
+
+
+async def reply_events(submission: Submission, feed: ExchangeFeed,
+                       wait_seconds: float) -> AsyncIterator[ServerSentEvent]:
+    """The SSE reply: user message, chunks, stored reply, state update, `done` (or `error`).
+
+    Ends with REPLY_TIMEOUT after `wait_seconds` without progress; the reply still reaches /events.
+    """
+    wanted = str(submission.user_message.id)
+    session_id = feed.session_id
+    try:
+        if submission.created_event is not None and submission.created:
+            yield sse_event(submission.created_event)
+        while True:
+            try:
+                event = await feed.next(wait_seconds)
+            except TimeoutError:
+                yield terminal_event("error", session_id, {
+                    "code": "REPLY_TIMEOUT", "messageId": wanted,
+                    "message": "no reply yet; it will still arrive on the session's /events stream"})
+                return
+            yield sse_event(event)
+            if event["type"] == "message.failed":
+                error = event["data"].get("error") or {}
+                yield terminal_event("error", session_id, {"code": error.get("code", "AGENT_FAILED"),
+                                                           "message": error.get("message", AGENT_FAILED),
+                                                           "messageId": wanted})
+                return
+            if event["type"] == "state.updated":  # written with the reply, published right after it
+                yield terminal_event("done", session_id, {"messageId": wanted, "lastEventId": event["id"]})
+                return
+    finally:
+        feed.close()
 
 
 async def _stored_outcome(uow: AsyncUnitOfWork, user_message_id: uuid.UUID) -> Replied | Failed | None:
@@ -95,7 +194,7 @@ async def _stored_outcome(uow: AsyncUnitOfWork, user_message_id: uuid.UUID) -> R
         return None
     message, session = found
     if message.status == "failed":
-        return Failed(message.error or "the agent could not answer")
+        return Failed(message.error or AGENT_FAILED)
     return Replied(message, session_status(session, utcnow(), False), {})
 
 

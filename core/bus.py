@@ -13,7 +13,7 @@ import contextlib
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -51,6 +51,12 @@ class Keys:
 
     def rate_limit(self, bucket: str, ident: uuid.UUID | str) -> str:
         return f"{self.prefix}rl:{bucket}:{ident}"
+
+    def agent_breaker(self, agent_id: uuid.UUID | str) -> str:
+        return f"{self.prefix}breaker:{agent_id}"
+
+    def agent_breaker_probe(self, agent_id: uuid.UUID | str) -> str:
+        return f"{self.prefix}breaker-probe:{agent_id}"
 
     def task_queue(self, queue: str) -> str:
         return f"{self.prefix}{queue}"
@@ -97,15 +103,16 @@ def parse_event_id(event_id: str) -> tuple[int, int]:
 class EventPublisher:
     """Synchronous publishing, for workers and the beat."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, stream_maxlen: int) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, stream_maxlen: int, stream_ttl_seconds: int) -> None:
         self._redis = client
         self._keys = keys
         self._maxlen = stream_maxlen
+        self._ttl = stream_ttl_seconds
 
     def publish(self, events: Iterable[Event]) -> None:
         pipe = self._redis.pipeline(transaction=False)
         for event in events:
-            _queue_publish(pipe, self._keys, self._maxlen, event)
+            _queue_publish(pipe, self._keys, self._maxlen, self._ttl, event)
         # An XADD refused because a newer event got there first is fine: readers fall back to Postgres.
         pipe.execute(raise_on_error=False)
 
@@ -113,22 +120,26 @@ class EventPublisher:
 class AsyncEventPublisher:
     """The same, on the API's event loop."""
 
-    def __init__(self, client: aredis.Redis, keys: Keys, stream_maxlen: int) -> None:
+    def __init__(self, client: aredis.Redis, keys: Keys, stream_maxlen: int, stream_ttl_seconds: int) -> None:
         self._redis = client
         self._keys = keys
         self._maxlen = stream_maxlen
+        self._ttl = stream_ttl_seconds
 
     async def publish(self, events: Iterable[Event]) -> None:
         pipe = self._redis.pipeline(transaction=False)
         for event in events:
-            _queue_publish(pipe, self._keys, self._maxlen, event)
+            _queue_publish(pipe, self._keys, self._maxlen, self._ttl, event)
         await pipe.execute(raise_on_error=False)
 
 
-def _queue_publish(pipe: Any, keys: Keys, maxlen: int, event: Event) -> None:
+def _queue_publish(pipe: Any, keys: Keys, maxlen: int, ttl: int, event: Event) -> None:
     payload = event.encode()
     if event.durable:
-        pipe.xadd(keys.stream(event.session_id), {"e": payload}, id=event.id, maxlen=maxlen, approximate=True)
+        stream = keys.stream(event.session_id)
+        pipe.xadd(stream, {"e": payload}, id=event.id, maxlen=maxlen, approximate=True)
+        # Idle sessions' Streams go away; a reader past them falls back to the database.
+        pipe.expire(stream, ttl)
     pipe.publish(keys.channel(event.session_id), payload)
 
 
@@ -141,11 +152,11 @@ class Subscription:
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
     async def next(self, timeout: float | None) -> dict[str, Any] | None:
-        """The next event, or None when the hub lost events (resynchronise) or the timeout passed."""
-        try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
-        except TimeoutError:
-            return None
+        """The next live event, or None when the hub may have lost events (re-read them from the log).
+
+        Raises TimeoutError when nothing came within `timeout` seconds.
+        """
+        return await asyncio.wait_for(self.queue.get(), timeout)
 
     def close(self) -> None:
         self._hub._remove(self)
@@ -178,14 +189,11 @@ class EventHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    @contextlib.asynccontextmanager
-    async def subscribe(self, session_id: uuid.UUID | str) -> AsyncIterator[Subscription]:
+    def listen(self, session_id: uuid.UUID | str) -> Subscription:
+        """Start hearing a session's events at once; the caller must `close()` the subscription."""
         subscription = Subscription(self, str(session_id))
         self._listeners[subscription.session_id].add(subscription)
-        try:
-            yield subscription
-        finally:
-            subscription.close()
+        return subscription
 
     @property
     def listener_count(self) -> int:

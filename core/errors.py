@@ -34,6 +34,10 @@ class InvalidTimeoutConfig(InvalidInput):
     code = "INVALID_TIMEOUT_CONFIG"
 
 
+class InvalidEventId(InvalidInput):
+    code = "INVALID_EVENT_ID"
+
+
 class SessionNotFound(DomainError):
     code = "SESSION_NOT_FOUND"
 
@@ -64,6 +68,12 @@ class MaxDurationReached(DomainError):
 
 class AgentNameTaken(DomainError):
     code = "AGENT_NAME_TAKEN"
+
+
+class AgentInUse(DomainError):
+    """The agent still has sessions; deleting it needs `force`."""
+
+    code = "AGENT_IN_USE"
 
 
 class IdempotencyKeyReused(DomainError):

@@ -76,12 +76,6 @@ class Schema(BaseModel):
         return isoformat(value) if isinstance(value, datetime) else value
 
 
-class AgentCreate(Schema):
-    name: Text = Field(min_length=1, max_length=100)
-    provider: Provider = "eliza"
-    settings: JsonObject = Field(default_factory=dict)
-
-
 class AgentPublic(Schema):
     id: uuid.UUID
     name: str
@@ -92,6 +86,12 @@ class AgentPublic(Schema):
 
 class AgentList(Schema):
     agents: list[AgentPublic]
+
+
+class AgentDeleted(Schema):
+    success: bool = True
+    agent_id: uuid.UUID
+    deleted_sessions: int  # sessions purged with the agent (only with ?force=true)
 
 
 class TimeoutConfigUpdate(Schema):

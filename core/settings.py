@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -22,6 +23,9 @@ class Settings(BaseSettings):
     celery_queue: str = "agent-sessions"
     # "inline": the API process runs the agent itself, without queue or worker (the benchmarks' baseline).
     processing: Literal["queue", "inline"] = "queue"
+
+    # Character files (*.json, *.yaml) upserted by name into the agents table by `agent-sessions migrate`.
+    agents_dir: Path | None = None
 
     host: str = "127.0.0.1"
     port: int = 3000
@@ -54,8 +58,13 @@ class Settings(BaseSettings):
     rate_limit_messages_per_user: int = Field(120, ge=0)
     rate_limit_sessions_per_user: int = Field(30, ge=0)
 
-    # How long a blocking POST waits for the reply before answering 202.
+    # How long a blocking POST waits for the reply before answering 202 (for an SSE reply: the longest
+    # silence before it ends with REPLY_TIMEOUT).
     reply_wait_seconds: float = 30.0
+    # Keep-alive comment sent on idle SSE streams, so proxies and clients keep them open.
+    sse_ping_seconds: float = Field(15.0, gt=0)
+    # Redis connections per API process for commands; events reach all its listeners over one more.
+    api_redis_max_connections: int = Field(8, ge=2)
 
     # Input limits.
     content_max_chars: int = 4000
@@ -76,8 +85,9 @@ class Settings(BaseSettings):
     message_lease_seconds: float = 120.0  # a `processing` message older than this is re-queued by the sweep
     agent_attempts: int = 3  # tries per message for transient agent failures
     agent_retry_backoff_seconds: float = 0.5
-    history_window: int = 20  # earlier messages handed to the agent
+    history_window: int = 20  # earlier messages handed to the agent, unless its `historyMessages` says otherwise
     event_stream_maxlen: int = 1000  # events kept per session in its Redis Stream
+    event_stream_ttl_seconds: int = 86400  # a session's Stream is dropped after this long without events
 
     # Beat.
     sweep_interval_seconds: float = 30.0

@@ -15,8 +15,9 @@ from core.taskqueue import SessionProcessor
 
 
 class AsyncUnitOfWork:
-    """Services execute statements through it and never commit; the edge calls `commit()`, which commits,
-    then sends the collected tasks and publishes the collected events (never before the commit).
+    """Services execute statements through it and never commit; the edge calls `commit()`, which stores the
+    collected events and commits, then sends the collected tasks and publishes the events (never before
+    the commit).
 
     A pooled connection is taken on the first statement and given back at commit, so a request that
     then waits for a reply holds no database connection while it waits.
@@ -54,16 +55,20 @@ class AsyncUnitOfWork:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             try:
+                if self._events:  # durable: stored in the same transaction as the change they describe
+                    await conn.execute(insert(events_table), [event.row() for event in self._events])
                 await conn.commit()
             finally:
                 await conn.close()
         events, self._events = self._events, []
         sessions, self._sessions_to_process = self._sessions_to_process, []
+        # Publish before asking a worker: its events (seq + 1 ...) then reach the Stream after ours, so the
+        # Stream keeps no hole that would send readers to the database.
+        if events:
+            await self._publisher.publish(events)
         # A send that fails leaves the message `pending`; the sweep re-queues it, so nothing is lost.
         for session_id in dict.fromkeys(sessions):
             await self._tasks.process_session(session_id)
-        if events:
-            await self._publisher.publish(events)
 
     async def rollback(self) -> None:
         self._events.clear()

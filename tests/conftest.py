@@ -20,6 +20,7 @@ from core.db import create_sync_engine
 from core.migrations import upgrade
 from core.services.agents import ensure_default_agent
 from core.settings import Settings
+from tests.support.openai_server import GOOD_KEY, WRONG_KEY, FakeOpenAI
 from tests.support.processes import Stack
 from tests.support.tokens import AUTH_ENV
 
@@ -79,8 +80,9 @@ def redis_prefix(run_id: str, redis_client: redis.Redis) -> Iterator[str]:
 
 
 def stack_env(database_url: str, prefix: str, queue: str, **extra: str) -> dict[str, str]:
+    # The API keys of the local OpenAI-compatible server (`fake_openai`), named by test characters' apiKeyEnv.
     return {"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "REDIS_PREFIX": prefix, "CELERY_QUEUE": queue,
-            "ENVIRONMENT": "test", **extra}
+            "ENVIRONMENT": "test", "TEST_LLM_KEY": GOOD_KEY, "TEST_LLM_WRONG_KEY": WRONG_KEY, **extra}
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
@@ -105,6 +107,14 @@ def stack(backend: str, request: pytest.FixtureRequest, redis_prefix: str, run_i
         raise
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """A local OpenAI-compatible chat-completions server shared by the run (tests use their own model names)."""
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture()

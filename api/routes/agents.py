@@ -2,18 +2,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get, post
+from litestar import Controller, delete, get, patch, post
 from litestar.params import Parameter
 
 from api.responses import GUARDED, WITH_BODY, errors
-from core.schemas import AgentCreate, AgentList, AgentPublic
+from core.agents.character import AgentPatch, Character
+from core.schemas import AgentDeleted, AgentList, AgentPublic
 from core.services import agents
 from core.uow import AsyncUnitOfWork
 from core.validation import parse_uuid
 
-AgentId = Annotated[str, Parameter(description="The agent's id (a UUID)", schema_extra={"format": "uuid"})]
-# Any valid credentials may read agents (they hold no user data); only the server key creates them.
+AgentId = Annotated[str, Parameter(description="the agent's uuid",
+                                   pattern=r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+                                           r"[0-9a-fA-F]{12}$")]
+# Any valid credentials may read agents (they hold no user data); only the server key changes them.
 ANY = {"access": "any"}
+ADMIN = {"access": "admin"}
 
 
 class AgentController(Controller):
@@ -24,11 +28,22 @@ class AgentController(Controller):
     async def list_agents(self, uow: AsyncUnitOfWork) -> AgentList:
         return await agents.list_agents(uow)
 
-    @post("/", status_code=201, summary="Create an agent (server key only)", opt={"access": "admin"},
+    @post("/", status_code=201, summary="Create an agent from a character (server key only)", opt=ADMIN,
           responses=errors(*WITH_BODY, 409))
-    async def create(self, data: AgentCreate, uow: AsyncUnitOfWork) -> AgentPublic:
+    async def create(self, data: Character, uow: AsyncUnitOfWork) -> AgentPublic:
         return await agents.create_agent(uow, data)
 
     @get("/{agent_id:str}", summary="Get an agent", opt=ANY, responses=errors(*GUARDED, 404))
     async def get_agent(self, agent_id: AgentId, uow: AsyncUnitOfWork) -> AgentPublic:
         return await agents.get_agent(uow, parse_uuid(agent_id, "agentId"))
+
+    @patch("/{agent_id:str}", summary="Change an agent (settings are a JSON merge patch; server key only)",
+           opt=ADMIN, responses=errors(*WITH_BODY, 404, 409))
+    async def update(self, agent_id: AgentId, data: AgentPatch, uow: AsyncUnitOfWork) -> AgentPublic:
+        return await agents.update_agent(uow, parse_uuid(agent_id, "agentId"), data)
+
+    @delete("/{agent_id:str}", status_code=200, opt=ADMIN, responses=errors(*GUARDED, 404, 409),
+            summary="Delete an agent (?force=true also purges its sessions; server key only)")
+    async def remove(self, agent_id: AgentId, uow: AsyncUnitOfWork,
+                     force: Annotated[bool, Parameter(query="force")] = False) -> AgentDeleted:
+        return await agents.delete_agent(uow, parse_uuid(agent_id, "agentId"), force)

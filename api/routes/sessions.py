@@ -3,13 +3,16 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
+from litestar.types import ASGIApp
+from sse_starlette import EventSourceResponse
 
 from api.resources import Resources
 from api.responses import GUARDED, WITH_BODY, errors
 from api.sending import send
+from api.streaming import event_stream, sse_response
 from core.auth import Principal
 from core.clock import utcnow
 from core.schemas import (
@@ -26,6 +29,7 @@ from core.schemas import (
     TimeoutConfigUpdate,
 )
 from core.services import conversation, messages, sessions
+from core.services.events import follow_session
 from core.services.health import check_health
 from core.uow import AsyncUnitOfWork
 from core.validation import check_idempotency_key, parse_uuid, request_fingerprint
@@ -101,15 +105,29 @@ class SessionController(Controller):
                                           owner=principal.owner)
 
     @post("/{session_id:str}/messages", summary="Send a message and get the agent's reply", opt=WRITE,
+          description="`transport: \"sse\"` (or `mode: \"stream\"`, or `Accept: text/event-stream`) answers "
+                      "with an event stream instead; see the README.",
           responses={201: ResponseSpec(ReplyPublic, description="The agent's reply"),
                      202: ResponseSpec(AcceptedPublic, description="Accepted; the reply follows on /events"),
                      **errors(*WITH_BODY, 404, 409, 410, 422, 429, 502)})
     async def send_message(self, session_id: SessionId, data: MessageCreate, uow: AsyncUnitOfWork, resources: Resources,
-                           principal: Principal, idempotency_key: IdempotencyKey = None,
-                           x_debug: DebugHeader = None) -> Response[Any]:
+                           request: Request, principal: Principal, idempotency_key: IdempotencyKey = None,
+                           x_debug: DebugHeader = None) -> ASGIApp:
         debug = (x_debug or "").lower() == "true" and principal.may_debug(resources.settings)
         return await send(uow, resources, parse_uuid(session_id, "sessionId"), data, idempotency_key, debug=debug,
-                          owner=principal.owner)
+                          accept=request.headers.get("accept"), owner=principal.owner)
+
+    # An endless stream: kept out of the OpenAPI schema (documented in the README).
+    @get("/{session_id:str}/events", include_in_schema=False)
+    async def events(self, session_id: str, uow: AsyncUnitOfWork, resources: Resources, request: Request,
+                     principal: Principal,
+                     last_event_id: Annotated[str | None, Parameter(query="lastEventId", max_length=64)] = None,
+                     ) -> EventSourceResponse:
+        sid = parse_uuid(session_id, "sessionId")
+        await sessions.load_session(uow, sid, owner=principal.owner)  # another user's session: 404, as everywhere
+        feed = await follow_session(resources.events, resources.hub, sid,
+                                    request.headers.get("last-event-id") or last_event_id)
+        return sse_response(event_stream(feed), resources.settings)
 
     @get("/{session_id:str}/messages", summary="Message history, newest first", responses=errors(*GUARDED, 404))
     async def history(self, session_id: SessionId, uow: AsyncUnitOfWork, resources: Resources, principal: Principal,

@@ -29,6 +29,7 @@ MAX_FRAGMENT_WORDS = 25  # echoing a whole essay back reads badly; its start is 
 MEMORY_LIMIT = 5
 MAX_GOTO_DEPTH = 5  # a script with a goto cycle must not hang the worker
 MAX_NAME_LENGTH = 40
+MAX_CHUNK_DELAY_MS = 1000
 NAME_EVERY_N_TURNS = 3
 
 
@@ -318,8 +319,9 @@ def preferred_name(preferences: dict[str, Any]) -> str:
 
 
 def chunk_delay_seconds(settings: dict[str, Any]) -> float:
+    """The demo pause between words (agent setting `chunk_delay_ms`), capped so it cannot stall a worker."""
     try:
-        return max(0.0, float(settings.get("chunk_delay_ms", 0))) / 1000
+        return min(max(0.0, float(settings.get("chunkDelayMs", 0))), MAX_CHUNK_DELAY_MS) / 1000
     except (TypeError, ValueError):
         return 0.0
 

@@ -10,7 +10,7 @@ from sqlalchemy import insert, select, update
 
 from core.bus import Event
 from core.errors import IdempotencyKeyReused, InvalidPagination
-from core.models import messages_table, sessions_table
+from core.models import events_table, messages_table, sessions_table
 from core.ratelimit import RateLimiter
 from core.schemas import Cursors, MessageCreate, MessagePage, MessagePublic, SessionStatus
 from core.services.sessions import ensure_open, load_session, public_json, session_status
@@ -36,6 +36,7 @@ class Submission:
     user_message: MessagePublic
     session_status: SessionStatus
     created: bool  # False when an Idempotency-Key retry found the first request's message
+    created_event: dict[str, Any] | None  # the `message.created` envelope (None if a retry cannot find it)
     reply: MessagePublic | None = None  # the stored reply, when a retry comes after it exists
 
 
@@ -73,11 +74,12 @@ async def submit_message(uow: AsyncUnitOfWork, settings: Settings, session_id: u
         next_seq=message["seq"], event_seq=row.event_seq + 1, message_count=row.message_count + 1,
         last_activity_at=now, **renewal))
     public = MessagePublic(**{**message, "is_agent": False, "reply_to": None})
-    await uow.record(Event(session_id=row.id, seq=row.event_seq + 1, type="message.created",
-                           data={"message": public_json(public)}, created_at=now))
+    created = Event(session_id=row.id, seq=row.event_seq + 1, type="message.created",
+                    data={"message": public_json(public)}, created_at=now)
+    uow.emit(created)
     uow.process_session_after_commit(row.id)
     updated = SimpleNamespace(**{**row._mapping, "last_activity_at": now, **renewal})
-    return Submission(user_message=public, created=True,
+    return Submission(user_message=public, created=True, created_event=created.envelope(),
                       session_status=session_status(updated, now, renewal_count != row.renewal_count))
 
 
@@ -92,7 +94,20 @@ async def _find_retry(uow: AsyncUnitOfWork, session: Any, key: str, fingerprint:
                                    messageId=str(first.id))
     reply = (await uow.execute(select(messages_table).where(M.reply_to == first.id))).first()
     return Submission(user_message=message_public(first), session_status=session_status(session, now, False),
-                      created=False, reply=message_public(reply) if reply is not None else None)
+                      created=False, created_event=await _created_event(uow, first),
+                      reply=message_public(reply) if reply is not None else None)
+
+
+async def _created_event(uow: AsyncUnitOfWork, message: Any) -> dict[str, Any] | None:
+    """The stored `message.created` event of a message: written with the message, at the same moment."""
+    rows = (await uow.execute(select(events_table).where(
+        events_table.c.session_id == message.session_id, events_table.c.type == "message.created",
+        events_table.c.created_at == message.created_at))).all()
+    for row in rows:
+        if row.data.get("message", {}).get("id") == str(message.id):
+            return Event(session_id=row.session_id, seq=row.seq, type=row.type, data=row.data,
+                         created_at=row.created_at).envelope()
+    return None
 
 
 async def find_outcome(uow: AsyncUnitOfWork, user_message_id: uuid.UUID) -> tuple[MessagePublic, Any] | None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from core.errors import (
     SessionNotPaused,
     SessionPaused,
 )
-from core.models import sessions_table
+from core.models import agents_table, sessions_table
 from core.schemas import (
     SessionCreate,
     SessionPage,
@@ -164,8 +165,8 @@ async def _change(uow: AsyncUnitOfWork, row: Any, now: datetime, kind: str | Non
     await uow.execute(update(sessions_table).where(S.id == row.id).values(**values))
     public = session_public(await load_session(uow, row.id, owner=None), now)  # `row` was loaded for its owner
     if kind is not None:
-        await uow.record(Event(session_id=row.id, seq=values["event_seq"], type=kind,
-                               data={"session": public_json(public)}, created_at=now))
+        uow.emit(Event(session_id=row.id, seq=values["event_seq"], type=kind,
+                       data={"session": public_json(public)}, created_at=now))
     return public
 
 
@@ -239,3 +240,20 @@ async def update_timeout(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datet
     else:
         values["expires_at"] = timeouts.hard_deadline(row.created_at, config)
     return await _change(uow, row, now, None, **values)
+
+
+@dataclass(frozen=True)
+class Participants:
+    """Who speaks in a session, as socket.io broadcasts name them."""
+
+    session_id: uuid.UUID
+    user_id: str
+    agent_id: uuid.UUID
+    agent_name: str
+
+
+async def participants(uow: AsyncUnitOfWork, session_id: uuid.UUID, *, owner: str | None) -> Participants:
+    session = await load_session(uow, session_id, owner=owner)
+    agent_name = await uow.scalar(select(agents_table.c.name).where(agents_table.c.id == session.agent_id))
+    return Participants(session_id=session.id, user_id=session.user_id, agent_id=session.agent_id,
+                        agent_name=agent_name)

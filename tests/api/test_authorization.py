@@ -4,10 +4,14 @@ Each row is one route and the status each caller gets, in the order of CALLERS. 
 User A owns the session under test; user B is another user; the read-only token is user A's with
 only `sessions:read`. A refused request must leave the session exactly as it was. Responses are read
 as streams, so an event-stream route (`/events`) is one row too: its status is checked, its body not.
+The socket.io `join` runs the real npm socket.io-client with the caller's credentials in the handshake's
+`auth`; its outcome is written as the HTTP status it stands for (401 handshake refused, 404/403 join refused).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +22,7 @@ import pytest
 
 from core.models import DEFAULT_AGENT_ID
 from tests.support.factories import SESSIONS, unique_user
+from tests.support.node import NodeProcess, node_client_package
 from tests.support.processes import Stack
 from tests.support.tokens import SERVER, bearer, user_token
 
@@ -33,6 +38,8 @@ CALLERS = {
     "read-only token": bearer(user_token(USER_A, scope="sessions:read")),
 }
 SESSION = f"{SESSIONS}/{{sid}}"
+JOIN = "SOCKET.IO JOIN"
+STATUS_OF_JOIN_ERROR = {"SESSION_NOT_FOUND": 404, "INSUFFICIENT_SCOPE": 403}
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,8 @@ ROUTES = {
     "history": Route("GET", f"{SESSION}/messages", "401 401 200 200 404 401 200"),
     "state history": Route("GET", f"{SESSION}/state/history", "401 401 200 200 404 401 200"),
     "stats": Route("GET", f"{SESSIONS}/stats", "401 401 200 200 200 401 200"),
+    "events": Route("GET", f"{SESSION}/events", "401 401 200 200 404 401 200"),
+    "socket.io join": Route(JOIN, "{sid}", "401 401 200 200 404 401 200"),
     "send message": Route("POST", f"{SESSION}/messages", "401 401 202 202 404 401 403",
                           {"content": "hello", "transport": "websocket"}),
     "pause": Route("POST", f"{SESSION}/pause", "401 401 200 200 404 401 403"),
@@ -107,6 +116,10 @@ def test_route_answers_each_caller_as_the_matrix_says(http: httpx.Client, route_
     before = _session_of_a(http, route.paused)
     sid = before["sessionId"]
 
+    if route.method == JOIN:
+        status, code = _join_over_socketio(str(http.base_url), CALLERS[caller], sid)
+        assert (status, code in CODES.get(status, {code})) == (expected, True), code
+        return
     with http.stream(route.method, _fill(route.path, sid), json=_fill(route.body, sid),
                      headers=CALLERS[caller]) as response:
         if not response.headers.get("content-type", "").startswith("text/event-stream"):
@@ -130,6 +143,26 @@ def test_route_answers_each_caller_as_the_matrix_says(http: httpx.Client, route_
         if caller.startswith("user") or caller == "read-only token":
             owner = USER_B if caller == "user B" else USER_A
             assert {s["userId"] for s in listed} <= {owner}
+
+
+def _join_over_socketio(base_url: str, headers: dict[str, str], sid: str) -> tuple[int, str | None]:
+    """(status it stands for, error code) of connecting with these credentials and joining the session."""
+    auth = {"apiKey": headers["X-API-KEY"]} if "X-API-KEY" in headers else {}
+    if "Authorization" in headers:
+        auth["token"] = headers["Authorization"].removeprefix("Bearer ")
+    node = NodeProcess(node_client_package() / "socket-driver.mjs",
+                       {**os.environ, "SERVER_URL": base_url.rstrip("/"), "SOCKET_AUTH": json.dumps(auth)})
+    try:
+        handshake = node.wait_for(lambda line: line["kind"] in ("connect", "connect_error"), 20, "the handshake")
+        if handshake["kind"] == "connect_error":
+            return 401, (handshake["payload"]["data"] or {}).get("code")
+        node.send({"emit": "join", "data": {"roomId": sid}})
+        ack = node.wait_for(lambda line: line["kind"] == "ack", 20, "the join's ack")["payload"]["ack"]
+    finally:
+        node.stop()
+    if ack["ok"]:
+        return 200, None
+    return STATUS_OF_JOIN_ERROR.get(ack["error"]["code"], 500), ack["error"]["code"]
 
 
 def test_user_list_ignores_a_userid_filter_for_someone_else(http: httpx.Client) -> None:

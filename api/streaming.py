@@ -1,0 +1,48 @@
+"""Server-sent events framing: `event: <type>`, `id: <envelope id>` (durable events only), `data: <envelope>`.
+
+Only durable events carry an SSE id, so the Last-Event-ID a client resumes from always names a stored
+event. Chunks and the `done`/`error` events that end an SSE reply carry none.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from core.bus import parse_event_id
+from core.clock import isoformat, utcnow
+from core.services.events import SessionFeed
+from core.settings import Settings
+
+# A client that takes no data for this long is dropped: its events would otherwise pile up in memory.
+SEND_TIMEOUT_SECONDS = 30.0
+
+
+def sse_response(events: AsyncIterator[ServerSentEvent], settings: Settings) -> EventSourceResponse:
+    return EventSourceResponse(events, ping=settings.sse_ping_seconds, send_timeout=SEND_TIMEOUT_SECONDS)
+
+
+def sse_event(envelope: dict[str, Any]) -> ServerSentEvent:
+    event_id = envelope.get("id")
+    durable = event_id is not None and parse_event_id(event_id)[1] == 0
+    return ServerSentEvent(data=orjson.dumps(envelope).decode(), event=envelope["type"],
+                           id=event_id if durable else None)
+
+
+def terminal_event(kind: str, session_id: uuid.UUID, data: dict[str, Any]) -> ServerSentEvent:
+    """`done` or `error`: not session events, so no id (resuming /events skips nothing because of them)."""
+    return sse_event({"id": None, "type": kind, "sessionId": str(session_id), "data": data,
+                      "createdAt": isoformat(utcnow())})
+
+
+async def event_stream(feed: SessionFeed) -> AsyncIterator[ServerSentEvent]:
+    """Every event of the session, for as long as the client listens."""
+    try:
+        while True:
+            yield sse_event(await feed.next())
+    finally:  # the client left (the generator is cancelled) or the server stops
+        feed.close()

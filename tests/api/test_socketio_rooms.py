@@ -1,0 +1,85 @@
+"""socket.io rooms with the real npm socket.io-client: joining (guide and ElizaOS styles), refusals, leaving."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.factories import SESSIONS, create_session, send_message
+from tests.support.node import NodeProcess, node_client_package
+from tests.support.processes import Stack
+
+WAIT = 20.0
+
+
+@pytest.fixture()
+def socket_client(stack: Stack) -> Iterator[NodeProcess]:
+    script = node_client_package() / "socket-driver.mjs"
+    node = NodeProcess(script, {**os.environ, "SERVER_URL": stack.base_url})
+    try:
+        node.wait_for(lambda line: line["kind"] == "connect", WAIT, "a connection")
+        yield node
+    finally:
+        node.stop()
+
+
+def emit(node: NodeProcess, event: str, data: dict[str, Any]) -> dict[str, Any]:
+    node.send({"emit": event, "data": data})
+    return node.wait_for(lambda line: line["kind"] == "ack" and line["payload"]["event"] == event, WAIT,
+                         f"the ack of {event}")["payload"]["ack"]
+
+
+def broadcast_of(message_id: str):  # type: ignore[no-untyped-def]
+    return lambda line: line["kind"] == "messageBroadcast" and line["payload"]["id"] == message_id
+
+
+@pytest.mark.parametrize(("room", "code"), [(str(uuid.uuid4()), "SESSION_NOT_FOUND"), ("lobby", "INVALID_REQUEST")])
+def test_joining_a_room_that_is_no_session_is_refused(socket_client: NodeProcess, room: str, code: str) -> None:
+    ack = emit(socket_client, "join", {"roomId": room})
+
+    assert ack["ok"] is False and ack["error"]["code"] == code
+    error = socket_client.wait_for(lambda line: line["kind"] == "error", WAIT, "an error event")
+    assert error["payload"]["code"] == code
+
+
+def test_elizaos_room_joining_message_with_channel_id(socket_client: NodeProcess, client: httpx.Client) -> None:
+    session = create_session(client)
+    sid = session["sessionId"]
+
+    ack = emit(socket_client, "message", {"type": 1, "payload": {"channelId": sid, "entityId": session["userId"]}})
+    reply = send_message(client, sid, "My father was a sailor")
+
+    assert ack["ok"] is True and ack["channelId"] == sid
+    pushed = socket_client.wait_for(broadcast_of(reply.json()["id"]), WAIT, "the reply's broadcast")["payload"]
+    assert pushed["roomId"] == sid and pushed["text"] == reply.json()["content"]
+    assert pushed["source"] == "agent_response" and pushed["actions"]
+
+
+def test_session_renewal_reaches_the_room(socket_client: NodeProcess, client: httpx.Client) -> None:
+    sid = create_session(client)["sessionId"]
+    emit(socket_client, "join", {"roomId": sid})
+
+    renewed = client.post(f"{SESSIONS}/{sid}/renew")
+
+    assert renewed.status_code == 200, renewed.text
+    pushed = socket_client.wait_for(lambda line: line["kind"] == "sessionRenewed", WAIT, "sessionRenewed")["payload"]
+    assert pushed["roomId"] == sid and pushed["session"]["renewalCount"] == 1
+
+
+def test_after_leaving_a_room_its_messages_stop(socket_client: NodeProcess, client: httpx.Client) -> None:
+    left, other = create_session(client)["sessionId"], create_session(client)["sessionId"]
+    emit(socket_client, "join", {"roomId": left})
+    emit(socket_client, "join", {"roomId": other})
+
+    assert emit(socket_client, "leave", {"roomId": left})["ok"] is True
+    unheard = send_message(client, left, "Is anyone there?").json()
+    heard = send_message(client, other, "Hello").json()
+
+    socket_client.wait_for(broadcast_of(heard["id"]), WAIT, "the other room's reply")
+    ids = {line["payload"]["id"] for line in socket_client.seen if line["kind"] == "messageBroadcast"}
+    assert unheard["id"] not in ids and unheard["userMessage"]["id"] not in ids

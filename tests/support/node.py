@@ -1,0 +1,81 @@
+"""Running Node clients (the real npm socket.io-client) from tests: install, start, read their JSON lines."""
+
+from __future__ import annotations
+
+import json
+import queue
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+
+
+def node_client_package() -> Path:
+    """tests/node with its npm dependencies installed (once); skips when Node or npm is missing."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("Node.js and npm are needed to run the socket.io-client tests")
+    if not (NODE_DIR / "node_modules" / "socket.io-client").is_dir():
+        installed = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, capture_output=True,
+                                   text=True, timeout=180)
+        if installed.returncode != 0:
+            pytest.skip(f"npm could not install tests/node's packages: {installed.stderr[-500:]}")
+    return NODE_DIR
+
+
+class NodeProcess:
+    """A Node script printing one JSON object per line; closing its stdin tells it to stop."""
+
+    def __init__(self, script: Path, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(["node", str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, env=env, text=True)
+        self._lines: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.seen: list[dict[str, Any]] = []  # every line, in order
+        self._unclaimed: list[dict[str, Any]] = []  # read, not returned by `wait_for` yet
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith("{"):
+                self._lines.put(json.loads(line))
+
+    def send(self, command: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+
+    def wait_for(self, matches: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
+        """The first line not returned before that matches (it may have been read already)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self._unclaimed:
+                if matches(line):
+                    self._unclaimed.remove(line)
+                    return line
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {what} from the Node client within {timeout} s; it printed {self.seen}")
+            try:
+                line = self._lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            self._unclaimed.append(line)
+
+    def stop(self) -> str:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.stderr.read() if self.process.stderr else ""
