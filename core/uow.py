@@ -43,9 +43,7 @@ class AsyncUnitOfWork:
     def dialect(self) -> str:
         return self._engine.dialect.name
 
-    async def record(self, event: Event) -> None:
-        """Store a durable event in this transaction; it is published after the commit."""
-        await self.execute(insert(events_table).values(event.row()))
+    def emit(self, event: Event) -> None:
         self._events.append(event)
 
     def process_session_after_commit(self, session_id: uuid.UUID) -> None:

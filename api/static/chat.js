@@ -256,9 +256,8 @@ async function send(content) {
     if (type === 'message.chunk') {
       draft ??= { id: data.messageId, seq: Number.MAX_SAFE_INTEGER, role: 'agent', content: '' };
       draft.content += data.delta;
-      const element = bubble(draft);
-      element.classList.add('streaming');
       render(draft);
+      view.rendered.get(draft.id).classList.add('streaming');  // until message.completed replaces it
     } else if (type === 'error') {
       throw new ApiError(502, { error: data });
     } else {

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.processes import Stack
@@ -29,16 +31,21 @@ def page(stack: Stack) -> Iterator[playwright.Page]:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_chat_page_sends_shows_state_keeps_history_and_ends(page: playwright.Page) -> None:
+def test_chat_page_sends_shows_state_keeps_history_and_ends(page: playwright.Page, stack: Stack) -> None:
     expect = playwright.expect
+    # A slower agent, so the reply is seen while it is being written.
+    agent = httpx.post(f"{stack.base_url}/api/agents", json={
+        "name": f"Slow Eliza {uuid.uuid4().hex[:6]}", "provider": "eliza", "settings": {"chunkDelayMs": 150}}).json()
     page.goto("/")
+    page.locator("#agent-select").select_option(agent["id"])
     page.get_by_role("button", name="New session").click()
     expect(page.get_by_test_id("status")).to_have_text("active")
 
     page.locator("#content").fill("Hello, my name is Alice and my printer is broken")
     page.get_by_role("button", name="Send", exact=True).click()
 
-    agent_messages = page.locator(".message.agent")
+    expect(page.locator(".message.agent.streaming")).to_have_count(1)  # chunks arriving
+    agent_messages = page.locator(".message.agent:not(.streaming)")
     expect(agent_messages).to_have_count(1)
     expect(agent_messages.first).to_contain_text("Alice")
     expect(page.get_by_test_id("stage")).not_to_have_text("greeting")
