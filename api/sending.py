@@ -60,7 +60,7 @@ async def send(uow: AsyncUnitOfWork, resources: Resources, session_id: uuid.UUID
             deadline = started + resources.settings.reply_wait_seconds
             outcome = await _wait_for_outcome(subscription, submission.user_message.id, deadline)
     if outcome is None:  # events lost or late: ask the database once
-        outcome = await _stored_outcome(uow, submission.user_message.id)
+        outcome = await _stored_outcome(uow, resources, submission.user_message.id)
     timings["waitMs"] = _ms(committed, time.perf_counter())
     if outcome is None:
         return _accepted(submission, debug, timings)
@@ -87,7 +87,8 @@ async def _wait_for_outcome(subscription: Subscription, user_message_id: uuid.UU
     return None
 
 
-async def _stored_outcome(uow: AsyncUnitOfWork, user_message_id: uuid.UUID) -> Replied | Failed | None:
+async def _stored_outcome(uow: AsyncUnitOfWork, resources: Resources,
+                          user_message_id: uuid.UUID) -> Replied | Failed | None:
     found = await find_outcome(uow, user_message_id)
     await uow.commit()
     if found is None:
@@ -95,12 +96,15 @@ async def _stored_outcome(uow: AsyncUnitOfWork, user_message_id: uuid.UUID) -> R
     message, session = found
     if message.status == "failed":
         return Failed(message.error or "the agent could not answer")
-    return Replied(message, session_status(session, utcnow(), False), {})
+    return Replied(message, session_status(session, utcnow(), resources.settings.timeout_minute), {})
 
 
 def _reply_response(submission: Submission, reply: MessagePublic, status: SessionStatus, debug: bool,
                     timings: dict[str, Any]) -> Response[ReplyPublic]:
-    status = status.model_copy(update={"was_renewed": submission.session_status.was_renewed})
+    # What the message did to the expiry is known to the request that stored it, not to the worker.
+    sent = submission.session_status
+    status = status.model_copy(update={"was_renewed": sent.was_renewed, "renewal_blocked": sent.renewal_blocked,
+                                       "warning": sent.warning})
     body = ReplyPublic(**reply.model_dump(), user_message=submission.user_message, session_status=status,
                        debug=_debug(submission, timings) if debug else None)
     return Response(body, status_code=201)

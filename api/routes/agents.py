@@ -3,6 +3,7 @@ from __future__ import annotations
 from litestar import Controller, get, post
 from litestar.openapi.datastructures import ResponseSpec
 
+from api.resources import Resources
 from core.schemas import AgentCreate, AgentList, AgentPublic, ErrorResponse
 from core.services import agents
 from core.uow import AsyncUnitOfWork
@@ -21,8 +22,8 @@ class AgentController(Controller):
         return await agents.list_agents(uow)
 
     @post("/", status_code=201, summary="Create an agent")
-    async def create(self, data: AgentCreate, uow: AsyncUnitOfWork) -> AgentPublic:
-        return await agents.create_agent(uow, data)
+    async def create(self, data: AgentCreate, uow: AsyncUnitOfWork, resources: Resources) -> AgentPublic:
+        return await agents.create_agent(uow, resources.settings, data)
 
     @get("/{agent_id:str}", summary="Get an agent")
     async def get_agent(self, agent_id: str, uow: AsyncUnitOfWork) -> AgentPublic:

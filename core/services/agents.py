@@ -9,6 +9,8 @@ from core.clock import utcnow
 from core.errors import AgentNameTaken, AgentNotFound
 from core.models import DEFAULT_AGENT_ID, DEFAULT_AGENT_NAME, agents_table
 from core.schemas import AgentCreate, AgentList, AgentPublic
+from core.settings import Settings
+from core import timeouts
 from core.uow import AsyncUnitOfWork
 
 DEFAULT_AGENT_SETTINGS: dict[str, Any] = {
@@ -38,7 +40,10 @@ async def get_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID) -> AgentPublic:
     return agent_public(await get_agent_row(uow, agent_id))
 
 
-async def create_agent(uow: AsyncUnitOfWork, data: AgentCreate) -> AgentPublic:
+async def create_agent(uow: AsyncUnitOfWork, settings: Settings, data: AgentCreate) -> AgentPublic:
+    # The agent's timeout defaults must make a valid config over the global ones, checked now rather than
+    # at each session start.
+    timeouts.resolve(settings, data.settings, None)
     values = {"id": uuid.uuid4(), "name": data.name, "provider": data.provider, "settings": data.settings,
               "created_at": utcnow()}
     exists = await uow.scalar(select(agents_table.c.id).where(agents_table.c.name == data.name))
