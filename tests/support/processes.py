@@ -14,11 +14,19 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.databases import REDIS_URL
+
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def stack_env(database_url: str, prefix: str, queue: str, **extra: str) -> dict[str, str]:
+    """The environment of a stack's processes: its database, its Redis namespace and queue, any settings."""
+    return {"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "REDIS_PREFIX": prefix, "CELERY_QUEUE": queue,
+            "ENVIRONMENT": "test", **extra}
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
