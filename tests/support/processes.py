@@ -54,6 +54,10 @@ class Service:
                 self.process.kill()
                 self.process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to finish or hand anything back."""
+        self.stop(signal.SIGKILL)
+
     def log_tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
