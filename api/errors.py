@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -78,8 +78,8 @@ def http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
         log.error("HTTP %s: %s", status, exc.detail)
     code = CODE_BY_STATUS.get(status, "INTERNAL_ERROR" if status >= 500 else "INVALID_REQUEST")
     detail = str(exc.detail)
-    if status == 400 and "JSON" in detail.upper():
-        code, detail = "INVALID_JSON", "the request body is not valid JSON"
+    if isinstance(exc.__cause__, SerializationException):
+        code, detail = "INVALID_JSON", f"the request body is not valid JSON ({detail})"
     return error_response(status, code, detail, None, exc.headers)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,9 +16,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.bus import AsyncEventPublisher, EventHub, Keys
 from core.db import create_async_db_engine
+from core.processing import WorkerContext, build_context, process_session
 from core.settings import Settings
-from core.taskqueue import AsyncTaskSender
+from core.taskqueue import AsyncTaskSender, SessionProcessor
 from core.uow import AsyncUnitOfWork
+
+
+class InlineProcessor:
+    """Runs the worker's handler in this process, in a thread, instead of queueing a task."""
+
+    def __init__(self, context: WorkerContext) -> None:
+        self._context = context
+        self._running: set[asyncio.Task[int]] = set()
+
+    async def process_session(self, session_id: uuid.UUID) -> None:
+        task = asyncio.create_task(asyncio.to_thread(process_session, self._context, session_id))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
 
 
 @dataclass
@@ -26,7 +42,7 @@ class Resources:
     redis: aredis.Redis
     keys: Keys
     publisher: AsyncEventPublisher
-    tasks: AsyncTaskSender
+    tasks: SessionProcessor
     hub: EventHub
     started_at: float
 
@@ -37,10 +53,11 @@ class Resources:
         client = aredis.Redis.from_url(settings.redis_url, health_check_interval=30)
         keys = Keys(settings.redis_prefix)
         hub = EventHub(client, keys)
+        tasks = (InlineProcessor(build_context(settings)) if settings.processing == "inline"
+                 else AsyncTaskSender(client, keys, settings.celery_queue))
         resources = cls(settings=settings, engine=create_async_db_engine(settings), redis=client, keys=keys,
                         publisher=AsyncEventPublisher(client, keys, settings.event_stream_maxlen),
-                        tasks=AsyncTaskSender(client, keys, settings.celery_queue), hub=hub,
-                        started_at=time.monotonic())
+                        tasks=tasks, hub=hub, started_at=time.monotonic())
         await hub.start()
         return resources
 

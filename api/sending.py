@@ -105,7 +105,9 @@ def _reply_response(submission: Submission, reply: MessagePublic, status: Sessio
     sent = submission.session_status
     status = status.model_copy(update={"was_renewed": sent.was_renewed, "renewal_blocked": sent.renewal_blocked,
                                        "warning": sent.warning})
-    body = ReplyPublic(**reply.model_dump(), user_message=submission.user_message, session_status=status,
+    # The user message was answered by the time this response is built.
+    user_message = submission.user_message.model_copy(update={"status": "completed"})
+    body = ReplyPublic(**reply.model_dump(), user_message=user_message, session_status=status,
                        debug=_debug(submission, timings) if debug else None)
     return Response(body, status_code=201)
 

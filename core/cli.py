@@ -74,9 +74,10 @@ def dev(port: int = typer.Option(None, help="Defaults to PORT (3000)"), concurre
     env = dict(os.environ)
     port = port or settings.port
     children: list[subprocess.Popen[bytes]] = []
+    embedded_redis: list[subprocess.Popen[bytes]] = []
     if not settings.redis_url:
         redis_port = _free_port()
-        children.append(_start_embedded_redis(redis_port))
+        embedded_redis.append(_start_embedded_redis(redis_port))
         env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
         _wait_for_port(redis_port, 10)
     env["PORT"] = str(port)
@@ -93,6 +94,7 @@ def dev(port: int = typer.Option(None, help="Defaults to PORT (3000)"), concurre
         _wait_until_interrupted(children)
     finally:
         _stop(children)
+        _stop(embedded_redis)  # last: everything else uses it until it exits
 
 
 def _start_embedded_redis(port: int) -> subprocess.Popen[bytes]:
@@ -135,16 +137,15 @@ def _wait_until_interrupted(children: list[subprocess.Popen[bytes]]) -> None:
         typer.echo("\nstopping...")
 
 
-def _stop(children: list[subprocess.Popen[bytes]]) -> None:
-    # The API and workers first, the embedded Redis they use last.
-    for child in reversed(children):
-        if child.poll() is None:
-            child.terminate()
-    for child in reversed(children):
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
         try:
-            child.wait(10)
+            process.wait(10)
         except subprocess.TimeoutExpired:
-            child.kill()
+            process.kill()
 
 
 def _redact(url: str) -> str:

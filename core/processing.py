@@ -22,6 +22,7 @@ from core.agents.base import AgentContext, AgentFailure, AgentReply, HistoryItem
 from core.analysis import analyze_exchange, public_state
 from core.bus import Event, EventPublisher, Keys
 from core.clock import utcnow
+from core.db import create_sync_engine
 from core.locks import SessionLock
 from core.models import agents_table, events_table, messages_table, sessions_table
 from core.services.messages import message_public
@@ -42,6 +43,14 @@ class WorkerContext:
     redis: redis.Redis
     keys: Keys
     publisher: EventPublisher
+
+
+def build_context(settings: Settings) -> WorkerContext:
+    """Connections for the handler (pools are created lazily, on first use)."""
+    client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+    keys = Keys(settings.redis_prefix)
+    return WorkerContext(settings=settings, engine=create_sync_engine(settings), redis=client, keys=keys,
+                         publisher=EventPublisher(client, keys, settings.event_stream_maxlen))
 
 
 @dataclass(frozen=True)

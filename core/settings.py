@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from datetime import timedelta
+from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     # Namespace of every Redis key and channel, so several deployments (or test runs) can share a server.
     redis_prefix: str = "as:"
     celery_queue: str = "agent-sessions"
+    # "inline": the API process runs the agent itself, without queue or worker (the benchmarks' baseline).
+    processing: Literal["queue", "inline"] = "queue"
 
     host: str = "127.0.0.1"
     port: int = 3000

@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.bus import AsyncEventPublisher, Event
-from core.taskqueue import AsyncTaskSender
+from core.models import events_table
+from core.taskqueue import SessionProcessor
 
 
 class AsyncUnitOfWork:
@@ -20,7 +22,7 @@ class AsyncUnitOfWork:
     then waits for a reply holds no database connection while it waits.
     """
 
-    def __init__(self, engine: AsyncEngine, publisher: AsyncEventPublisher, tasks: AsyncTaskSender) -> None:
+    def __init__(self, engine: AsyncEngine, publisher: AsyncEventPublisher, tasks: SessionProcessor) -> None:
         self._engine = engine
         self._publisher = publisher
         self._tasks = tasks
@@ -40,7 +42,9 @@ class AsyncUnitOfWork:
     def dialect(self) -> str:
         return self._engine.dialect.name
 
-    def emit(self, event: Event) -> None:
+    async def record(self, event: Event) -> None:
+        """Store a durable event in this transaction; it is published after the commit."""
+        await self.execute(insert(events_table).values(event.row()))
         self._events.append(event)
 
     def process_session_after_commit(self, session_id: uuid.UUID) -> None:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import threading
 
-import redis
 from celery.signals import worker_process_init
 
-from core.bus import EventPublisher, Keys
-from core.db import create_sync_engine
-from core.processing import WorkerContext
+from core.processing import WorkerContext, build_context
 from core.settings import get_settings
 
 _context: WorkerContext | None = None
@@ -20,11 +17,7 @@ def get_context() -> WorkerContext:
     global _context
     with _lock:
         if _context is None:
-            settings = get_settings()
-            client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
-            keys = Keys(settings.redis_prefix)
-            _context = WorkerContext(settings=settings, engine=create_sync_engine(settings), redis=client, keys=keys,
-                                     publisher=EventPublisher(client, keys, settings.event_stream_maxlen))
+            _context = build_context(get_settings())
         return _context
 
 

@@ -58,8 +58,8 @@ class SessionController(Controller):
         limit: Annotated[int, Parameter(query="limit", ge=1, le=100)] = 50,
     ) -> SessionPage:
         agent = parse_uuid(agent_id, "agentId") if agent_id is not None else None
-        return await sessions.list_sessions(uow, resources.settings, utcnow(), user_id=user_id, agent_id=agent, status=status,
-                                            cursor=cursor, limit=limit)
+        return await sessions.list_sessions(uow, resources.settings, utcnow(), user_id=user_id, agent_id=agent,
+                                            status=status, cursor=cursor, limit=limit)
 
     @get("/health", summary="Service health")
     async def health(self, uow: AsyncUnitOfWork, resources: Resources) -> Health:

@@ -31,7 +31,7 @@ MAX_TOPICS_SHOWN = 20
 MAX_TOPICS_TRACKED = 60  # beyond this the least frequent, least recent topics are forgotten
 # A long message is read by its opening and its ending, where greetings, requests, questions and
 # sign-offs are; this bounds the cost of a turn whatever the size of the message.
-FOCUS_HEAD_CHARS, FOCUS_TAIL_CHARS = 1500, 500
+FOCUS_HEAD_CHARS, FOCUS_TAIL_CHARS = 1200, 400
 SHORT_REPLY_WORDS = engagement.SHORT_REPLY_WORDS
 
 
@@ -82,9 +82,7 @@ def analyze_exchange(
     content = without_greeting(text)
     sentiment = analyze_sentiment(content)
     intent = classify_intent(text, sentiment)
-    stage, turns_in_stage = _next_stage(
-        state.get("stage", "greeting"), internal["turnsInStage"], intent, text, agent_text
-    )
+    stage, turns_in_stage = _next_stage(state["stage"], internal["turnsInStage"], intent, text, agent_text)
     keywords = extract_keywords(content)
     topic_counts = _count_topics(internal["topicCounts"], keywords, turn)
     running_sentiment, strengths = _running_sentiment(
@@ -187,13 +185,17 @@ def _running_sentiment(
     if previous_score is None:
         strengths = {"positive": message.positive_strength, "negative": message.negative_strength}
         return message.as_dict(), _rounded(strengths)
-    score = SENTIMENT_DECAY * previous_score + (1 - SENTIMENT_DECAY) * message.score
+    score = _decayed(previous_score, message.score)
     strengths = {
-        "positive": SENTIMENT_DECAY * previous_strengths["positive"] + (1 - SENTIMENT_DECAY) * message.positive_strength,
-        "negative": SENTIMENT_DECAY * previous_strengths["negative"] + (1 - SENTIMENT_DECAY) * message.negative_strength,
+        "positive": _decayed(previous_strengths["positive"], message.positive_strength),
+        "negative": _decayed(previous_strengths["negative"], message.negative_strength),
     }
     mixed = min(strengths.values()) >= STRONG_CLAUSE
     return {"label": label_for(score, mixed), "score": round(score, 3)}, _rounded(strengths)
+
+
+def _decayed(running: float, latest: float) -> float:
+    return SENTIMENT_DECAY * running + (1 - SENTIMENT_DECAY) * latest
 
 
 def _rounded(values: dict[str, float]) -> dict[str, float]:

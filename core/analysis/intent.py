@@ -10,10 +10,13 @@ import re
 
 from core.analysis.sentiment import MessageSentiment
 
-COMPLAINT_SCORE = -0.3  # negative messages this strong with a complaint cue are complaints
+# A complaint is upset, not just about something negative ("what does error 42 mean?" is a question):
+COMPLAINT_SCORE = -0.3  # negative messages this strong with an upset cue are complaints
 OUTRIGHT_COMPLAINT_SCORE = -0.5  # ... and this strong even without one
 FEEDBACK_SCORE = 0.3  # opinions of the product at least this polar are feedback
 GREETING_REMAINDER_WORDS = 2  # words allowed besides the greeting, small talk or an introduction
+OPENING_CHARS = 300  # small talk opens a message ...
+CLOSING_CHARS = 300  # ... and a farewell ends it: no need to scan a long message for them
 
 
 def _cue(pattern: str) -> re.Pattern[str]:
@@ -68,13 +71,13 @@ _QUESTION_START = _cue(
 def classify_intent(text: str, sentiment: MessageSentiment) -> str:
     """question | request | complaint | greeting | farewell | feedback | gratitude | smalltalk | statement"""
     lowered = text.lower()
-    if _FAREWELL.search(lowered):
+    if _FAREWELL.search(lowered[-CLOSING_CHARS:]):
         return "farewell"
     if _is_greeting(text, lowered):
         return "greeting"
     if _is_complaint(lowered, sentiment):
         return "complaint"
-    if _SMALLTALK.search(lowered):
+    if _SMALLTALK.search(lowered[:OPENING_CHARS]):
         return "smalltalk"
     if _GRATITUDE.search(lowered) and sentiment.label != "negative":
         return "gratitude"
@@ -103,7 +106,9 @@ def signals_resolution(text: str, intent: str) -> bool:
 
 
 def _is_greeting(text: str, lowered: str) -> bool:
-    """A hello or an introduction, with little else besides small talk."""
+    """A short hello or introduction, with little else besides small talk."""
+    if len(text) > OPENING_CHARS:
+        return False
     greeting = _GREETING.match(lowered)
     if greeting is None and _NAME_INTRO.search(text) is None:
         return False
@@ -115,8 +120,8 @@ def _is_greeting(text: str, lowered: str) -> bool:
 def _is_complaint(lowered: str, sentiment: MessageSentiment) -> bool:
     if sentiment.label != "negative":
         return False
-    has_cue = _COMPLAINT.search(lowered) is not None or _PROBLEM.search(lowered) is not None
-    return sentiment.score <= OUTRIGHT_COMPLAINT_SCORE or (has_cue and sentiment.score <= COMPLAINT_SCORE)
+    upset = _COMPLAINT.search(lowered) is not None
+    return sentiment.score <= OUTRIGHT_COMPLAINT_SCORE or (upset and sentiment.score <= COMPLAINT_SCORE)
 
 
 def _is_feedback(lowered: str, sentiment: MessageSentiment) -> bool:

@@ -16,6 +16,7 @@ MIN_WORD_CHARS = 3
 MAX_WORD_CHARS = 30  # longer "words" are pasted identifiers or noise
 
 # A word, or (empty group) something that breaks a phrase: punctuation, a number, " - ".
+_ADDRESS = re.compile(r"\S+@\S+|https?://\S+|www\.\S+")  # e-mail addresses and links are not topics
 _TOKEN = re.compile(r"([a-z][a-z'-]*[a-z]|[a-z])|[^\w\s'-]|\d[\w.]*|_|\s-+\s")
 
 STOPWORDS = frozenset(
@@ -40,7 +41,7 @@ STOPWORDS = frozenset(
     you'll you're you've your yours yourself yourselves
     hi hello hey hiya howdy thanks thank thx bye goodbye yeah yep nope yup lol haha hmm um uh ah wow cool
     great good fine nice sorry pls plz also actually basically literally probably definitely guess mean
-    feel felt help able again already anymore tried works work working love loved hate hated enjoy dislike
+    feel felt help able again already anymore tried works worked work working love loved hate hated enjoy dislike
     name call called one two three four five six seven eight nine ten first second third
     """.split()
 )
@@ -51,7 +52,7 @@ def extract_keywords(text: str) -> list[str]:
     counts: dict[str, int] = {}
     first_seen: dict[str, tuple[int, int]] = {}  # term -> (position, -words): a phrase precedes its words
     run: list[str] = []
-    for position, word in enumerate(_TOKEN.findall(text.lower())):
+    for position, word in enumerate(_TOKEN.findall(_ADDRESS.sub(" . ", text.lower()))):
         term = _normalise(word) if word else None
         if term is None:
             if run:

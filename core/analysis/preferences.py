@@ -13,15 +13,14 @@ MAX_LIKES = 10
 MAX_ITEM_WORDS = 4
 MAX_VALUE_CHARS = 64  # metadata values and names are user-controlled: keep them short
 
-# Where an unambiguous "my name is" is required: "I'm Fine", "I'm Back", "I'm English" are not names.
+# Capitalised words after "I'm" that are not names ("I'm Fine", "I'm Back", "I'm English").
 NOT_NAMES = frozenset(
     """
-    fine good great ok okay well tired happy sad sorry sure here back new busy bored done ready confused lost
-    angry upset excited glad alright cool hungry sick stuck not so just very really also still home free
+    fine good great ok okay well tired happy sad sorry sure here there back new busy bored done ready confused
+    lost angry upset excited glad alright cool hungry sick stuck not so just very really also still home free
     available interested curious worried afraid frustrated annoyed late early satisfied pleased impressed
-    disappointed thankful grateful in on at a an the from with about only always never still afraid aware
+    disappointed thankful grateful in on at a an the from with about only always never aware what who
     english american british french german spanish italian canadian indian australian chinese japanese
-    new here there what who calling writing asking
     """.split()
 )
 NOT_ADDRESS_FORMS = frozenset(
@@ -31,21 +30,19 @@ NOT_ADDRESS_FORMS = frozenset(
 PRONOUNS = frozenset("it that this them these those you him her us me everything something anything".split())
 LEADING_FILLER = frozenset("the a an my your our their his her to some".split())
 
-_MY_NAME_IS = re.compile(r"\b(?i:my name(?:'s| is))\s+([A-Za-z][\w'-]*(?:\s+[A-Z][\w'-]*)?)")
+_MY_NAME_IS = re.compile(r"\b(?i:my name(?:'s| is))\s+([A-Za-z][\w'-]*(?:\s+[A-Z][a-z][\w'-]*)?)")
 _I_AM_NAME = re.compile(
     r"\b(?i:i'm|i am|im)\s+([A-Z][a-z'-]+)(?=\s*(?:$|[,.!?;)]|\s(?i:and|from|here|by the way)\b))"
 )
 _CALL_ME = re.compile(r"\b(?i:call me)\s+([A-Za-z][\w'-]*)")
-_LIKES = re.compile(
-    r"\bi\s+(?:really\s+|absolutely\s+|also\s+|just\s+)?(?:like|love|enjoy|adore)\s+([^.;!?\n]+)", re.IGNORECASE
-)
+# Likes and dislikes are matched against the lowercased message.
+_LIKES = re.compile(r"\bi\s+(?:really\s+|absolutely\s+|also\s+|just\s+)?(?:like|love|enjoy|adore)\s+([^.;!?\n]+)")
 _DISLIKES = re.compile(
     r"\bi\s+(?:really\s+|absolutely\s+|also\s+|just\s+)?(?:hate|dislike|detest|can't stand|cannot stand"
-    r"|don't like|do not like|don't enjoy|do not enjoy)\s+([^.;!?\n]+)",
-    re.IGNORECASE,
+    r"|don't like|do not like|don't enjoy|do not enjoy)\s+([^.;!?\n]+)"
 )
-_CLAUSE_END = re.compile(r"\s+(?:but|because|since|though|although|when|while|if|so|which|except)\b.*", re.IGNORECASE)
-_ITEM_BREAK = re.compile(r",|\s+(?:and|or|&)\s+", re.IGNORECASE)
+_CLAUSE_END = re.compile(r"\s+(?:but|because|since|though|although|when|while|if|so|which|except)\b.*")
+_ITEM_BREAK = re.compile(r",|\s+(?:and|or|&)\s+")
 
 
 def update_preferences(current: dict, text: str, client_metadata: dict | None) -> dict:
@@ -58,9 +55,10 @@ def update_preferences(current: dict, text: str, client_metadata: dict | None) -
     if call_me and call_me.group(1).lower() not in NOT_ADDRESS_FORMS:
         preferences["addressAs"] = _capitalised(call_me.group(1))
         preferences.setdefault("name", preferences["addressAs"])
-    for item in _items(_LIKES, text):
+    lowered = text.lower()
+    for item in _items(_LIKES, lowered):
         _remember(item, keep_in=preferences["likes"], drop_from=preferences["dislikes"])
-    for item in _items(_DISLIKES, text):
+    for item in _items(_DISLIKES, lowered):
         _remember(item, keep_in=preferences["dislikes"], drop_from=preferences["likes"])
     _copy_metadata(preferences, client_metadata or {})
     return {key: value for key, value in preferences.items() if value not in (None, [])}
@@ -80,11 +78,11 @@ def _capitalised(name: str) -> str:
     return " ".join(part[:1].upper() + part[1:] for part in name.split())[:MAX_VALUE_CHARS]
 
 
-def _items(pattern: re.Pattern[str], text: str) -> list[str]:
+def _items(pattern: re.Pattern[str], lowered: str) -> list[str]:
     items = []
-    for match in pattern.finditer(text):
+    for match in pattern.finditer(lowered):
         for raw in _ITEM_BREAK.split(_CLAUSE_END.sub("", match.group(1))):
-            words = raw.lower().split()
+            words = raw.split()
             while words and words[0] in LEADING_FILLER:
                 words = words[1:]
             if words and words[0] not in PRONOUNS:

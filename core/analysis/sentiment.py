@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import re
-import string
 from dataclasses import dataclass
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -18,12 +17,12 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 NEUTRAL_BAND = 0.05  # VADER's own convention: compound scores within ±0.05 are neutral
 STRONG_CLAUSE = 0.3  # a clause at least this polar each way makes the message mixed
 MIXED_PROPORTION = 0.2  # ... as does one clause whose positive and negative shares both reach this
-HEAD_BUDGET_CHARS = 600  # characters of sentiment-bearing clauses scored from the start of a message
-TAIL_BUDGET_CHARS = 300  # ... and from its end, where conclusions tend to be
+HEAD_BUDGET_CHARS = 500  # characters of sentiment-bearing clauses scored from the start of a message
+TAIL_BUDGET_CHARS = 250  # ... and from its end, where conclusions tend to be
 MAX_CLAUSE_CHARS = 240  # longer runs without punctuation are cut so no single VADER call is slow
 
 _CLAUSE_BREAK = re.compile(r"(?<=[.!?;])\s+|\n+|\s+(?=(?:but|however|although|though)\b)", re.IGNORECASE)
-_PUNCTUATION = string.punctuation
+_WORD = re.compile(r"[\w']+")
 
 
 @dataclass(frozen=True)
@@ -88,10 +87,9 @@ def _clauses(text: str) -> list[str]:
 def _may_carry_sentiment(clause: str, lexicon: dict[str, float]) -> bool:
     if not clause.isascii():
         return True  # emoji are translated to lexicon words inside VADER
-    for token in clause.lower().split():
-        if token in lexicon or token.strip(_PUNCTUATION) in lexicon:
-            return True
-    return False
+    lowered = clause.lower()
+    # VADER looks words up as written and without surrounding punctuation (":)" vs "great!")
+    return not lexicon.keys().isdisjoint(lowered.split()) or not lexicon.keys().isdisjoint(_WORD.findall(lowered))
 
 
 def _within_budget(clauses: list[str]) -> list[str]:

@@ -70,8 +70,8 @@ async def submit_message(uow: AsyncUnitOfWork, settings: Settings, session_id: u
         next_seq=message["seq"], event_seq=row.event_seq + 1, message_count=row.message_count + 1,
         last_activity_at=now, **renewed))
     public = MessagePublic(**{**message, "is_agent": False, "reply_to": None})
-    uow.emit(Event(session_id=row.id, seq=row.event_seq + 1, type="message.created",
-                   data={"message": public_json(public)}, created_at=now))
+    await uow.record(Event(session_id=row.id, seq=row.event_seq + 1, type="message.created",
+                           data={"message": public_json(public)}, created_at=now))
     uow.process_session_after_commit(row.id)
     updated = SimpleNamespace(**{**row._mapping, "last_activity_at": now, **renewed})
     return Submission(user_message=public, created=True,
@@ -89,8 +89,8 @@ async def _find_retry(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid
                                    messageId=str(first.id))
     reply = (await uow.execute(select(messages_table).where(M.reply_to == first.id))).first()
     session = await load_session(uow, session_id)
-    return Submission(user_message=message_public(first), session_status=session_status(session, now, settings.timeout_minute),
-                      created=False, reply=message_public(reply) if reply is not None else None)
+    return Submission(user_message=message_public(first),
+                      session_status=session_status(session, now, settings.timeout_minute), created=False, reply=message_public(reply) if reply is not None else None)
 
 
 async def find_outcome(uow: AsyncUnitOfWork, user_message_id: uuid.UUID) -> tuple[MessagePublic, Any] | None:

@@ -165,8 +165,8 @@ async def _change(uow: AsyncUnitOfWork, settings: Settings, row: Any, now: datet
     await uow.execute(update(sessions_table).where(S.id == row.id).values(**values))
     public = session_public(await load_session(uow, row.id), now, settings.timeout_minute)
     if kind is not None:
-        uow.emit(Event(session_id=row.id, seq=values["event_seq"], type=kind, data={"session": public_json(public)},
-                       created_at=now))
+        await uow.record(Event(session_id=row.id, seq=values["event_seq"], type=kind,
+                               data={"session": public_json(public)}, created_at=now))
     return public
 
 

@@ -42,8 +42,8 @@ def test_defaults_are_elizaos_defaults() -> None:
 def test_precedence_env_then_agent_then_request(env: dict[str, Any], agent: dict[str, Any],
                                                 request_: dict[str, Any] | None, expected: TimeoutConfig) -> None:
     settings = Settings(_env_file=None, **env)
-    resolved = timeouts.resolve(settings, {"timeoutConfig": agent}, update(**request_) if request_ is not None else None)
-    assert resolved == expected
+    given = update(**request_) if request_ is not None else None
+    assert timeouts.resolve(settings, {"timeoutConfig": agent}, given) == expected
 
 
 @pytest.mark.parametrize(("current", "patch", "expected"), [

@@ -1,0 +1,56 @@
+"""`agent-sessions dev`: one command, nothing installed by hand, a working chat, a clean Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from core.models import DEFAULT_AGENT_ID
+from tests.support.processes import free_port, wait_until
+
+
+@pytest.fixture()
+def dev_process(tmp_path: Path):  # type: ignore[no-untyped-def]
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "REDIS_PREFIX")}
+    log = (tmp_path / "dev.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "core.cli", "dev", "--port", str(port)], cwd=tmp_path,
+                               env=env, stdout=log, stderr=subprocess.STDOUT)
+    yield process, port, tmp_path
+    if process.poll() is None:
+        process.kill()
+
+
+def _answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/api/messaging/sessions/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_dev_serves_a_chat_on_sqlite_and_an_embedded_redis_then_stops_cleanly(dev_process) -> None:  # type: ignore[no-untyped-def]
+    process, port, workdir = dev_process
+    wait_until(lambda: _answers(port), 60, "agent-sessions dev to serve")
+    children = psutil.Process(process.pid).children(recursive=True)
+
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        session = http.post("/api/messaging/sessions", json={"agentId": str(DEFAULT_AGENT_ID), "userId": "dev-user"})
+        reply = http.post(f"/api/messaging/sessions/{session.json()['sessionId']}/messages", json={"content": "Hi"})
+
+    assert reply.status_code == 201 and reply.json()["content"]
+    assert (workdir / "agent-sessions.db").exists()
+    output = (workdir / "dev.log").read_text()
+    assert re.search(rf"http://localhost:{port}", output)
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(30) == 0
+    wait_until(lambda: not any(child.is_running() and child.status() != psutil.STATUS_ZOMBIE for child in children),
+               15, "every child process (API, worker, beat, Redis) to exit")
