@@ -103,7 +103,7 @@ def parse_time(value: str) -> datetime:
 
 def test_idle_session_is_warned_once_then_expires_without_any_api_call(lifecycle: Lifecycle) -> None:
     with lifecycle.client() as client:
-        sid = create_session(client, timeoutConfig={"timeoutMinutes": 6, "warningThresholdMinutes": 3})["sessionId"]
+        sid = create_session(client, timeoutConfig={"timeoutMinutes": 5, "warningThresholdMinutes": 2})["sessionId"]
         assert send_message(client, sid, "Hello, I need some advice").status_code == 201
 
     # From here on nobody calls the API: only the beat can move the session on.
@@ -112,7 +112,7 @@ def test_idle_session_is_warned_once_then_expires_without_any_api_call(lifecycle
     events = lifecycle.lifecycle_events(sid)
     assert [event["type"] for event in events] == ["session.expiring", "session.expired"]
     warning, expiry = events
-    assert warning["expiresAt"] == expiry["expiredAt"] and warning["warningThresholdMinutes"] == 3
+    assert warning["expiresAt"] == expiry["expiredAt"] and warning["warningThresholdMinutes"] == 2
     assert [t for t in lifecycle.stream_types(sid) if t.startswith("session.")] == [
         "session.expiring", "session.expired"]
     with lifecycle.client() as client:
@@ -124,10 +124,13 @@ def test_idle_session_is_warned_once_then_expires_without_any_api_call(lifecycle
 
 def test_renewal_earns_a_new_warning(lifecycle: Lifecycle) -> None:
     with lifecycle.client() as client:
-        sid = create_session(client, timeoutConfig={"timeoutMinutes": 6, "warningThresholdMinutes": 3})["sessionId"]
+        sid = create_session(client, timeoutConfig={"timeoutMinutes": 5, "warningThresholdMinutes": 2})["sessionId"]
         wait_until(lambda: "session.expiring" in lifecycle.event_types(sid), 20, "the first warning")
+        warned = client.get(f"{SESSIONS}/{sid}").json()
         renewed = client.post(f"{SESSIONS}/{sid}/heartbeat")
+        assert warned["isNearExpiration"] is True
         assert renewed.status_code == 200 and renewed.json()["renewalCount"] == 1
+        assert renewed.json()["isNearExpiration"] is False
 
     wait_until(lambda: lifecycle.session_status(sid) == "expired", 20, "the beat to expire the session")
 
@@ -137,12 +140,12 @@ def test_renewal_earns_a_new_warning(lifecycle: Lifecycle) -> None:
 
 def test_paused_session_expires_at_its_maximum_duration(lifecycle: Lifecycle) -> None:
     with lifecycle.client() as client:
-        session = create_session(client, timeoutConfig={"timeoutMinutes": 5, "maxDurationMinutes": 7})
+        session = create_session(client, timeoutConfig={"timeoutMinutes": 5, "maxDurationMinutes": 6})
         sid = session["sessionId"]
         paused = client.post(f"{SESSIONS}/{sid}/pause").json()
         refused = send_message(client, sid, "hello?")
 
-    deadline = parse_time(session["createdAt"]) + timedelta(seconds=7)
+    deadline = parse_time(session["createdAt"]) + timedelta(seconds=6)
     assert parse_time(paused["expiresAt"]) == deadline  # the idle clock stopped; only the maximum runs
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "SESSION_PAUSED"
     wait_until(lambda: lifecycle.session_status(sid) == "expired", 20, "the beat to expire the paused session")
