@@ -87,7 +87,7 @@ class Stack:
 
     def start_api(self) -> Service:
         service = self._spawn("api", "api", "--port", str(self.port))
-        wait_until(lambda: self._healthy(service), 30, "the API to answer /health")
+        wait_until(lambda: self._healthy(service), 60, "the API to answer /health")
         return service
 
     def start_worker(self, concurrency: int = 4, pool: str = "threads") -> Service:
