@@ -53,7 +53,10 @@ def sweep(ctx: WorkerContext, enqueue: Callable[[uuid.UUID], None], now: datetim
 
 
 def _due(*conditions: object, order_by: object, batch_size: int) -> object:
-    """Ids of a batch of due sessions, locked; rows another transaction holds are left for the next sweep."""
+    """Ids of a batch of due sessions, oldest first, locked; rows another transaction holds wait for the next sweep.
+
+    Callers ask for one status at a time, so the index yields the batch in order and the scan stops there.
+    """
     return select(S.id).where(*conditions).order_by(order_by).limit(batch_size) \
         .with_for_update(skip_locked=True).scalar_subquery()
 
@@ -61,47 +64,50 @@ def _due(*conditions: object, order_by: object, batch_size: int) -> object:
 def warn_expiring_sessions(ctx: WorkerContext, now: datetime, batch_size: int) -> int:
     """`session.expiring` once per expiry: the warning moment is cleared as it is sent, set again on renewal."""
     warned = 0
-    while True:
-        with ctx.engine.begin() as conn:
-            due = _due(S.status.in_(LIVE_STATUSES), S.warn_at <= now, order_by=S.warn_at, batch_size=batch_size)
-            still_live = S.expires_at > now  # past its expiry a session gets the expiry event instead
-            rows = conn.execute(update(sessions_table).where(S.id.in_(due)).values(
-                warn_at=None, warned_at=case((still_live, now), else_=S.warned_at),
-                event_seq=case((still_live, S.event_seq + 1), else_=S.event_seq),
-            ).returning(S.id, S.event_seq, S.expires_at, S.warning_threshold_minutes)).all()
-            events = [Event(session_id=row.id, seq=row.event_seq, type="session.expiring", created_at=now, data={
-                "sessionId": str(row.id), "expiresAt": isoformat(row.expires_at),
-                "timeRemaining": time_remaining_ms(row.expires_at, now),
-                "warningThresholdMinutes": row.warning_threshold_minutes,
-            }) for row in rows if row.expires_at > now]
-            if events:
-                conn.execute(insert(events_table), [event.row() for event in events])
-        ctx.publisher.publish(events)
-        warned += len(events)
-        if len(rows) < batch_size:
-            return warned
+    for status in LIVE_STATUSES:
+        while True:
+            with ctx.engine.begin() as conn:
+                due = _due(S.status == status, S.warn_at <= now, order_by=S.warn_at, batch_size=batch_size)
+                still_live = S.expires_at > now  # past its expiry a session gets the expiry event instead
+                rows = conn.execute(update(sessions_table).where(S.id.in_(due)).values(
+                    warn_at=None, warned_at=case((still_live, now), else_=S.warned_at),
+                    event_seq=case((still_live, S.event_seq + 1), else_=S.event_seq),
+                ).returning(S.id, S.event_seq, S.expires_at, S.warning_threshold_minutes)).all()
+                events = [Event(session_id=row.id, seq=row.event_seq, type="session.expiring", created_at=now, data={
+                    "sessionId": str(row.id), "expiresAt": isoformat(row.expires_at),
+                    "timeRemaining": time_remaining_ms(row.expires_at, now),
+                    "warningThresholdMinutes": row.warning_threshold_minutes,
+                }) for row in rows if row.expires_at > now]
+                if events:
+                    conn.execute(insert(events_table), [event.row() for event in events])
+            ctx.publisher.publish(events)
+            warned += len(events)
+            if len(rows) < batch_size:
+                break
+    return warned
 
 
 def expire_due_sessions(ctx: WorkerContext, now: datetime, batch_size: int) -> int:
     """Record the expiry of live sessions past their deadline (paused ones only reach it at max duration)."""
     expired = 0
-    while True:
-        with ctx.engine.begin() as conn:
-            due = _due(S.status.in_(LIVE_STATUSES), S.expires_at <= now, order_by=S.expires_at,
-                       batch_size=batch_size)
-            rows = conn.execute(update(sessions_table).where(S.id.in_(due)).values(
-                status="expired", ended_at=S.expires_at, end_reason="timeout", warn_at=None,
-                event_seq=S.event_seq + 1,
-            ).returning(S.id, S.event_seq, S.expires_at)).all()
-            events = [Event(session_id=row.id, seq=row.event_seq, type="session.expired", created_at=now, data={
-                "sessionId": str(row.id), "reason": "timeout", "expiredAt": isoformat(row.expires_at),
-            }) for row in rows]
-            if events:
-                conn.execute(insert(events_table), [event.row() for event in events])
-        ctx.publisher.publish(events)
-        expired += len(rows)
-        if len(rows) < batch_size:
-            return expired
+    for status in LIVE_STATUSES:
+        while True:
+            with ctx.engine.begin() as conn:
+                due = _due(S.status == status, S.expires_at <= now, order_by=S.expires_at, batch_size=batch_size)
+                rows = conn.execute(update(sessions_table).where(S.id.in_(due)).values(
+                    status="expired", ended_at=S.expires_at, end_reason="timeout", warn_at=None,
+                    event_seq=S.event_seq + 1,
+                ).returning(S.id, S.event_seq, S.expires_at)).all()
+                events = [Event(session_id=row.id, seq=row.event_seq, type="session.expired", created_at=now,
+                                data={"sessionId": str(row.id), "reason": "timeout",
+                                      "expiredAt": isoformat(row.expires_at)}) for row in rows]
+                if events:
+                    conn.execute(insert(events_table), [event.row() for event in events])
+            ctx.publisher.publish(events)
+            expired += len(rows)
+            if len(rows) < batch_size:
+                break
+    return expired
 
 
 def requeue_stuck_messages(ctx: WorkerContext, enqueue: Callable[[uuid.UUID], None], now: datetime,
@@ -135,13 +141,15 @@ def purge_closed_sessions(ctx: WorkerContext, now: datetime, batch_size: int) ->
         return 0
     cutoff = now - timedelta(days=ctx.settings.retention_days)
     purged = 0
-    while True:
-        with ctx.engine.begin() as conn:
-            due = _due(S.status.in_(CLOSED_STATUSES), S.expires_at < cutoff, S.ended_at < cutoff,
-                       order_by=S.expires_at, batch_size=batch_size)
-            ids = conn.scalars(delete(sessions_table).where(S.id.in_(due)).returning(S.id)).all()
-        if ids:
-            ctx.redis.delete(*(ctx.keys.stream(session_id) for session_id in ids))
-        purged += len(ids)
-        if len(ids) < batch_size:
-            return purged
+    for status in CLOSED_STATUSES:
+        while True:
+            with ctx.engine.begin() as conn:
+                due = _due(S.status == status, S.expires_at < cutoff, S.ended_at < cutoff, order_by=S.expires_at,
+                           batch_size=batch_size)
+                ids = conn.scalars(delete(sessions_table).where(S.id.in_(due)).returning(S.id)).all()
+            if ids:
+                ctx.redis.delete(*(ctx.keys.stream(session_id) for session_id in ids))
+            purged += len(ids)
+            if len(ids) < batch_size:
+                break
+    return purged

@@ -98,7 +98,7 @@ def time_sweeps(ctx: WorkerContext) -> tuple[float, list[float]]:
 def plan(engine: Engine) -> str:
     with engine.connect() as conn:
         rows = conn.execute(text(
-            "EXPLAIN SELECT id FROM sessions WHERE status IN ('active', 'paused') AND expires_at <= now() "
+            "EXPLAIN SELECT id FROM sessions WHERE status = 'active' AND expires_at <= now() "
             "ORDER BY expires_at LIMIT 500 FOR UPDATE SKIP LOCKED")).scalars().all()
     return "\n    ".join(rows)
 
