@@ -11,6 +11,7 @@ from litestar.plugins.pydantic import PydanticPlugin
 from api.errors import EXCEPTION_HANDLERS
 from api.resources import lifespan, provide_resources, provide_uow
 from api.routes.agents import AgentController
+from api.routes.page import chat_page, static_files
 from api.routes.sessions import SessionController
 from core.settings import Settings, get_settings
 
@@ -19,7 +20,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return Litestar(
-        route_handlers=[SessionController, AgentController],
+        route_handlers=[SessionController, AgentController, chat_page, static_files],
         lifespan=[lifespan(settings)],
         dependencies={"resources": Provide(provide_resources, sync_to_thread=False), "uow": Provide(provide_uow)},
         exception_handlers=EXCEPTION_HANDLERS,

@@ -9,6 +9,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from pydantic.alias_generators import to_camel
 
+from core.analysis.conversation import STAGES
+from core.analysis.engagement import LEVELS
+from core.analysis.intent import INTENTS
+from core.analysis.sentiment import LABELS
 from core.clock import isoformat
 
 USER_ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
@@ -68,6 +72,35 @@ class SessionCreate(Schema):
     timeout_config: TimeoutConfigUpdate | None = None
 
 
+class SentimentValue(Schema):
+    label: Literal[LABELS]  # type: ignore[valid-type]
+    score: float  # -1..1
+
+
+class EngagementValue(Schema):
+    level: Literal[LEVELS]  # type: ignore[valid-type]
+    score: float  # 0..1
+
+
+class TopicCount(Schema):
+    topic: str
+    count: int  # user messages that mentioned it
+
+
+class ConversationState(Schema):
+    """The conversation after the last exchange (README, "Conversation state")."""
+
+    stage: Literal[STAGES]  # type: ignore[valid-type]
+    intent: Literal[INTENTS] | None  # type: ignore[valid-type]  # of the last user message
+    topics: list[TopicCount]
+    sentiment: SentimentValue  # running (decayed) over the conversation
+    engagement: EngagementValue
+    agent_confidence: float | None
+    preferences: dict[str, Any]  # name, addressAs, likes, dislikes, timezone, language: those known
+    turns: int  # answered exchanges
+    updated_at: str | None  # ISO 8601: when the last user message was sent
+
+
 class SessionPublic(Schema):
     session_id: uuid.UUID
     channel_id: uuid.UUID  # the same id, under the name ElizaOS socket clients use
@@ -85,7 +118,7 @@ class SessionPublic(Schema):
     time_remaining: int  # milliseconds
     is_near_expiration: bool
     message_count: int
-    state: dict[str, Any]
+    state: ConversationState
 
 
 class SessionStats(Schema):
@@ -118,7 +151,7 @@ class SessionStatus(Schema):
     renewal_blocked: bool = False
     warning: SessionWarning | None = None
     is_near_expiration: bool
-    state: dict[str, Any]
+    state: ConversationState
 
 
 class MessageCreate(Schema):
@@ -172,6 +205,42 @@ class MessagePage(Schema):
     messages: list[MessagePublic]
     has_more: bool
     cursors: Cursors
+
+
+class StateHistoryEntry(Schema):
+    """The conversation state after one exchange, as stored on its user message (`metadata.analysis`)."""
+
+    message_id: uuid.UUID  # the user message of the exchange
+    seq: int
+    created_at: datetime
+    stage: Literal[STAGES]  # type: ignore[valid-type]
+    intent: Literal[INTENTS] | None = None  # type: ignore[valid-type]
+    topics: list[str] = Field(default_factory=list)  # keywords of this message (the session holds the counts)
+    sentiment: SentimentValue  # of this message
+    running_sentiment: SentimentValue | None = None  # of the conversation so far (decayed)
+    engagement: EngagementValue
+    agent_confidence: float | None = None
+    preferences: dict[str, Any] = Field(default_factory=dict)  # everything learned so far
+
+
+class StateHistoryPage(Schema):
+    entries: list[StateHistoryEntry]  # newest first, like the message history
+    has_more: bool
+    cursors: Cursors
+
+
+class ConversationStats(Schema):
+    """Sessions counted by their current conversation state; a session with no answered exchange yet
+    counts as its initial state (greeting, neutral, medium), as GET /sessions/{id} shows it."""
+
+    total: int
+    with_exchanges: int
+    by_stage: dict[str, int]
+    by_sentiment: dict[str, int]
+    by_engagement: dict[str, int]
+    average_agent_confidence: float | None  # over sessions with at least one exchange
+    average_sentiment_score: float | None  # the running score, over sessions with at least one exchange
+    average_turns: float | None  # answered exchanges per session with at least one
 
 
 class ComponentHealth(Schema):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -36,6 +37,18 @@ def parse_uuid(value: str, field: str) -> uuid.UUID:
         return uuid.UUID(value)
     except (ValueError, AttributeError, TypeError):
         raise InvalidInput(f"{field} is not a valid UUID", field=field, value=str(value)[:64]) from None
+
+
+def moment_from(value: str) -> datetime:
+    """An ISO 8601 timestamp (UTC when it has no offset) or epoch milliseconds; ValueError otherwise."""
+    value = value.strip()
+    try:
+        if value.lstrip("-").isdigit():
+            return datetime.fromtimestamp(int(value) / 1000, UTC)
+        moment = datetime.fromisoformat(value)
+    except (OverflowError, OSError) as error:
+        raise ValueError(str(error)) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def request_fingerprint(payload: Any) -> str:

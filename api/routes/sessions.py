@@ -12,6 +12,7 @@ from api.sending import send
 from core.clock import utcnow
 from core.schemas import (
     AcceptedPublic,
+    ConversationStats,
     ErrorResponse,
     Health,
     MessageCreate,
@@ -20,9 +21,10 @@ from core.schemas import (
     SessionCreate,
     SessionPage,
     SessionPublic,
+    StateHistoryPage,
     TimeoutConfigUpdate,
 )
-from core.services import messages, sessions
+from core.services import conversation, messages, sessions
 from core.services.health import check_health
 from core.uow import AsyncUnitOfWork
 from core.validation import check_idempotency_key, parse_uuid, request_fingerprint
@@ -32,6 +34,16 @@ ERRORS = {status: ResponseSpec(ErrorResponse, description=text) for status, text
     410: "Session expired or ended", 422: "Idempotency-Key reused with another body",
     503: "A backing service is unavailable"}.items()}
 
+
+def documented(*statuses: int) -> dict[int, ResponseSpec]:
+    """The error responses a route can give, for its OpenAPI entry (Litestar reads `responses` per route)."""
+    return {status: ERRORS[status] for status in statuses}
+
+
+StatusFilter = Annotated[str | None, Parameter(query="status", pattern="^(active|paused|ended|expired)$")]
+Limit = Annotated[str | None, Parameter(query="limit", description="1..100, default 50")]
+Before = Annotated[str | None, Parameter(query="before", description="ISO 8601, epoch ms or a cursor")]
+After = Annotated[str | None, Parameter(query="after", description="ISO 8601, epoch ms or a cursor")]
 IdempotencyKey = Annotated[str | None, Parameter(header="Idempotency-Key", required=False)]
 DebugHeader = Annotated[str | None, Parameter(header="X-Debug", required=False)]
 
@@ -53,7 +65,7 @@ class SessionController(Controller):
         self, uow: AsyncUnitOfWork, resources: Resources,
         user_id: Annotated[str | None, Parameter(query="userId", max_length=128)] = None,
         agent_id: Annotated[str | None, Parameter(query="agentId")] = None,
-        status: Annotated[str | None, Parameter(query="status", pattern="^(active|paused|ended|expired)$")] = None,
+        status: StatusFilter = None,
         cursor: Annotated[str | None, Parameter(query="cursor", max_length=512)] = None,
         limit: Annotated[int, Parameter(query="limit", ge=1, le=100)] = 50,
     ) -> SessionPage:
@@ -65,6 +77,22 @@ class SessionController(Controller):
     async def health(self, uow: AsyncUnitOfWork, resources: Resources) -> Health:
         return await check_health(uow, resources.redis, resources.settings, utcnow(),
                                   time.monotonic() - resources.started_at, resources.hub.connected)
+
+    @get("/stats", summary="Conversation state aggregates for dashboards",
+         description="Sessions counted by current stage, sentiment and engagement, with average agent confidence "
+                     "and sentiment score. `from` (inclusive) and `to` (exclusive) bound createdAt.",
+         responses=documented(400, 503))
+    async def stats(
+        self, uow: AsyncUnitOfWork,
+        agent_id: Annotated[str | None, Parameter(query="agentId")] = None,
+        created_from: Annotated[str | None, Parameter(query="from", description="ISO 8601 or epoch ms")] = None,
+        created_to: Annotated[str | None, Parameter(query="to", description="ISO 8601 or epoch ms")] = None,
+        status: StatusFilter = None,
+    ) -> ConversationStats:
+        start, end = conversation.parse_time_range(created_from, created_to)
+        agent = parse_uuid(agent_id, "agentId") if agent_id is not None else None
+        return await conversation.conversation_stats(uow, utcnow(), agent_id=agent, created_from=start,
+                                                     created_to=end, status=status)
 
     @get("/{session_id:str}", summary="Get a session")
     async def get_session(self, session_id: str, uow: AsyncUnitOfWork, resources: Resources) -> SessionPublic:
@@ -86,14 +114,17 @@ class SessionController(Controller):
                           debug=(x_debug or "").lower() == "true")
 
     @get("/{session_id:str}/messages", summary="Message history, newest first")
-    async def history(
-        self, session_id: str, uow: AsyncUnitOfWork, resources: Resources,
-        limit: Annotated[str | None, Parameter(query="limit", description="1..100, default 50")] = None,
-        before: Annotated[str | None, Parameter(query="before", description="ISO 8601, epoch ms or a cursor")] = None,
-        after: Annotated[str | None, Parameter(query="after", description="ISO 8601, epoch ms or a cursor")] = None,
-    ) -> MessagePage:
+    async def history(self, session_id: str, uow: AsyncUnitOfWork, resources: Resources, limit: Limit = None,
+                      before: Before = None, after: After = None) -> MessagePage:
         return await messages.history(uow, resources.settings, parse_uuid(session_id, "sessionId"), limit=limit,
                                       before=before, after=after)
+
+    @get("/{session_id:str}/state/history", summary="The conversation state after each exchange, newest first",
+         responses=documented(400, 404, 503))
+    async def state_history(self, session_id: str, uow: AsyncUnitOfWork, resources: Resources, limit: Limit = None,
+                            before: Before = None, after: After = None) -> StateHistoryPage:
+        return await conversation.state_history(uow, resources.settings, parse_uuid(session_id, "sessionId"),
+                                                limit=limit, before=before, after=after)
 
     @post("/{session_id:str}/pause", status_code=200, summary="Pause a session")
     async def pause(self, session_id: str, uow: AsyncUnitOfWork, resources: Resources) -> SessionPublic:

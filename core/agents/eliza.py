@@ -309,8 +309,12 @@ def address_by_name(name: str, text: str) -> str:
 
 
 def preferred_name(preferences: dict[str, Any]) -> str:
-    name = preferences.get("name")
-    return name.strip()[:MAX_NAME_LENGTH] if isinstance(name, str) else ""
+    """How the user asked to be addressed ("call me Al"), else the name they gave."""
+    for key in ("addressAs", "name"):
+        name = preferences.get(key)
+        if isinstance(name, str) and name.strip():
+            return name.strip()[:MAX_NAME_LENGTH]
+    return ""
 
 
 def chunk_delay_seconds(settings: dict[str, Any]) -> float:

@@ -12,6 +12,7 @@ import math
 from datetime import UTC, datetime
 
 from core.analysis import engagement
+from core.clock import isoformat
 from core.analysis.intent import (
     asks_clarification,
     classify_intent,
@@ -20,7 +21,7 @@ from core.analysis.intent import (
     without_greeting,
 )
 from core.analysis.keywords import extract_keywords
-from core.analysis.preferences import update_preferences
+from core.analysis.preferences import name_words, update_preferences
 from core.analysis.sentiment import STRONG_CLAUSE, MessageSentiment, analyze_sentiment, label_for
 
 STAGES = ("greeting", "discovery", "engaged", "resolution", "closing")
@@ -83,7 +84,8 @@ def analyze_exchange(
     sentiment = analyze_sentiment(content)
     intent = classify_intent(text, sentiment)
     stage, turns_in_stage = _next_stage(state["stage"], internal["turnsInStage"], intent, text, agent_text)
-    keywords = extract_keywords(content)
+    preferences = update_preferences(state.get("preferences", {}), text, client_metadata)
+    keywords = extract_keywords(content, name_words(preferences))
     topic_counts = _count_topics(internal["topicCounts"], keywords, turn)
     running_sentiment, strengths = _running_sentiment(
         None if first_turn else state["sentiment"]["score"], internal["sentimentStrengths"], sentiment
@@ -109,9 +111,9 @@ def analyze_exchange(
         "sentiment": running_sentiment,
         "engagement": engagement_summary,
         "agentConfidence": confidence,
-        "preferences": update_preferences(state.get("preferences", {}), text, client_metadata),
+        "preferences": preferences,
         "turns": turn,
-        "updatedAt": sent_at.isoformat(),
+        "updatedAt": isoformat(sent_at),  # as every other timestamp of the API: "2025-03-01T09:00:20.000Z"
         "_internal": {
             "topicCounts": topic_counts,
             "lastUserAt": sent_at.isoformat(),
@@ -121,13 +123,16 @@ def analyze_exchange(
             "sentimentStrengths": strengths,
         },
     }
+    # What the conversation looked like after this exchange: one entry of the state history.
     message_analysis = {
         "stage": stage,
         "intent": intent,
         "topics": keywords,
         "sentiment": sentiment.as_dict(),
+        "runningSentiment": running_sentiment,
         "engagement": engagement_summary,
         "agentConfidence": confidence,
+        "preferences": preferences,
     }
     return new_state, message_analysis
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 
+LEVELS = ("high", "medium", "low")
 FULL_LENGTH_WORDS = 40  # a message this long earns the whole length component
 CADENCE_HALF_LIFE_SECONDS = 120.0  # replying after this long halves the cadence component
 UNKNOWN_CADENCE = 0.5  # first message: nothing to compare with

@@ -10,6 +10,8 @@ import re
 
 from core.analysis.sentiment import MessageSentiment
 
+INTENTS = ("question", "request", "complaint", "greeting", "farewell", "feedback", "gratitude", "smalltalk",
+           "statement")
 # A complaint is upset, not just about something negative ("what does error 42 mean?" is a question):
 COMPLAINT_SCORE = -0.3  # negative messages this strong with an upset cue are complaints
 OUTRIGHT_COMPLAINT_SCORE = -0.5  # ... and this strong even without one
@@ -79,7 +81,8 @@ def classify_intent(text: str, sentiment: MessageSentiment) -> str:
         return "complaint"
     if _SMALLTALK.search(lowered[:OPENING_CHARS]):
         return "smalltalk"
-    if _GRATITUDE.search(lowered) and sentiment.label != "negative":
+    # "Thanks! And how do I ...?" goes on asking: the question is what it is about, not the thanks.
+    if _GRATITUDE.search(lowered) and sentiment.label != "negative" and "?" not in text:
         return "gratitude"
     if _is_feedback(lowered, sentiment):
         return "feedback"

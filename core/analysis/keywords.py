@@ -47,13 +47,14 @@ STOPWORDS = frozenset(
 )
 
 
-def extract_keywords(text: str) -> list[str]:
-    """The message's top keywords and keyphrases, most frequent first, then by first appearance."""
+def extract_keywords(text: str, ignored: frozenset[str] = frozenset()) -> list[str]:
+    """The message's top keywords and keyphrases, most frequent first, then by first appearance.
+    `ignored` words (lowercase) are treated like stopwords: the user's own name is not a topic."""
     counts: dict[str, int] = {}
     first_seen: dict[str, tuple[int, int]] = {}  # term -> (position, -words): a phrase precedes its words
     run: list[str] = []
     for position, word in enumerate(_TOKEN.findall(_ADDRESS.sub(" . ", text.lower()))):
-        term = _normalise(word) if word else None
+        term = _normalise(word) if word and word.strip("'-").removesuffix("'s") not in ignored else None
         if term is None:
             if run:
                 _count_phrase(run, counts, first_seen)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from core.analysis.keywords import STOPWORDS
+
 MAX_LIKES = 10
 MAX_ITEM_WORDS = 4
 MAX_VALUE_CHARS = 64  # metadata values and names are user-controlled: keep them short
@@ -27,10 +29,11 @@ NOT_ADDRESS_FORMS = frozenset(
     "back later tomorrow today tonight now when if at on asap again soon please maybe sometime anytime whenever "
     "a an the crazy old".split()
 )
+NOT_SURNAMES = STOPWORDS | NOT_NAMES  # "my name is Alice Please help": "Please" starts the next sentence
 PRONOUNS = frozenset("it that this them these those you him her us me everything something anything".split())
 LEADING_FILLER = frozenset("the a an my your our their his her to some".split())
 
-_MY_NAME_IS = re.compile(r"\b(?i:my name(?:'s| is))\s+([A-Za-z][\w'-]*(?:\s+[A-Z][a-z][\w'-]*)?)")
+_MY_NAME_IS = re.compile(r"\b(?i:my name(?:'s| is))\s+([A-Za-z][\w'-]*)(?:\s+([A-Z][a-z][\w'-]*))?")
 _I_AM_NAME = re.compile(
     r"\b(?i:i'm|i am|im)\s+([A-Z][a-z'-]+)(?=\s*(?:$|[,.!?;)]|\s(?i:and|from|here|by the way)\b))"
 )
@@ -66,12 +69,20 @@ def update_preferences(current: dict, text: str, client_metadata: dict | None) -
 
 def _stated_name(text: str) -> str | None:
     explicit = _MY_NAME_IS.search(text)
-    if explicit and explicit.group(1).split()[0].lower() not in NOT_NAMES:
-        return _capitalised(explicit.group(1))
+    if explicit and explicit.group(1).lower() not in NOT_NAMES:
+        first, second = explicit.groups()
+        # "my name is Mary Jane" is two names; "my name is Alice Please help" is one name and a request.
+        surname = second if second and second.lower() not in NOT_SURNAMES else None
+        return _capitalised(f"{first} {surname}" if surname else first)
     implied = _I_AM_NAME.search(text)  # capitalised on purpose: "I'm Bob" yes, "I'm bob..." too ambiguous
     if implied and implied.group(1).lower() not in NOT_NAMES and not implied.group(1).endswith(("ing", "ed")):
         return implied.group(1)
     return None
+
+
+def name_words(preferences: dict) -> frozenset[str]:
+    """The lowercased words of the user's name and address form: personal, so never topics."""
+    return frozenset(word for key in ("name", "addressAs") for word in str(preferences.get(key, "")).lower().split())
 
 
 def _capitalised(name: str) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+LABELS = ("positive", "neutral", "negative", "mixed")
 NEUTRAL_BAND = 0.05  # VADER's own convention: compound scores within ±0.05 are neutral
 STRONG_CLAUSE = 0.3  # a clause at least this polar each way makes the message mixed
 MIXED_PROPORTION = 0.2  # ... as does one clause whose positive and negative shares both reach this

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from types import SimpleNamespace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -16,7 +16,7 @@ from core.services.sessions import ensure_open, load_session, public_json, sessi
 from core.settings import Settings
 from core import timeouts
 from core.uow import AsyncUnitOfWork
-from core.validation import check_content, check_metadata
+from core.validation import check_content, check_metadata, moment_from
 
 M = messages_table.c
 CURSOR_PREFIX = "seq:"
@@ -122,11 +122,8 @@ def parse_position(raw: str, field: str) -> tuple[str, Any]:
     try:
         if value.startswith(CURSOR_PREFIX):
             return "seq", int(value.removeprefix(CURSOR_PREFIX))
-        if value.lstrip("-").isdigit():
-            return "time", datetime.fromtimestamp(int(value) / 1000, UTC)
-        moment = datetime.fromisoformat(value)
-        return "time", moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    except (ValueError, OverflowError, OSError):
+        return "time", moment_from(value)
+    except ValueError:
         raise InvalidPagination(f"{field} must be an ISO 8601 timestamp, epoch milliseconds or a cursor",
                                 field=field, value=raw[:64]) from None
 
@@ -137,22 +134,35 @@ def _bound(kind: str, value: Any, older: bool) -> Any:
     return M.created_at < value if older else M.created_at > value
 
 
-async def history(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID, *, limit: str | None,
-                  before: str | None, after: str | None) -> MessagePage:
+@dataclass(frozen=True)
+class Page:
+    rows: list[Any]  # newest first
+    has_more: bool
+    cursors: Cursors
+
+
+async def page_of_messages(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID, *filters: Any,
+                           limit: str | None, before: str | None, after: str | None) -> Page:
+    """One page of a session's messages (those matching `filters`), paged by seq like the message history."""
     size = parse_limit(limit, settings)
-    filters = [M.session_id == session_id]
+    bounds = [M.session_id == session_id, *filters]
     if before is not None:
-        filters.append(_bound(*parse_position(before, "before"), older=True))
+        bounds.append(_bound(*parse_position(before, "before"), older=True))
     if after is not None:
-        filters.append(_bound(*parse_position(after, "after"), older=False))
+        bounds.append(_bound(*parse_position(after, "after"), older=False))
     await load_session(uow, session_id)
     # With only `after`, the page is the messages right after it (paging forward); otherwise the newest.
     forward = after is not None and before is None
     order = M.seq.asc() if forward else M.seq.desc()
-    rows = (await uow.execute(select(messages_table).where(*filters).order_by(order).limit(size + 1))).all()
+    rows = (await uow.execute(select(messages_table).where(*bounds).order_by(order).limit(size + 1))).all()
     page = sorted(rows[:size], key=lambda row: row.seq, reverse=True)
-    return MessagePage(
-        messages=[message_public(row) for row in page], has_more=len(rows) > size,
-        cursors=Cursors(before=f"{CURSOR_PREFIX}{page[-1].seq}" if page else None,
-                        after=f"{CURSOR_PREFIX}{page[0].seq}" if page else None),
-    )
+    return Page(rows=page, has_more=len(rows) > size,
+                cursors=Cursors(before=f"{CURSOR_PREFIX}{page[-1].seq}" if page else None,
+                                after=f"{CURSOR_PREFIX}{page[0].seq}" if page else None))
+
+
+async def history(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID, *, limit: str | None,
+                  before: str | None, after: str | None) -> MessagePage:
+    page = await page_of_messages(uow, settings, session_id, limit=limit, before=before, after=after)
+    return MessagePage(messages=[message_public(row) for row in page.rows], has_more=page.has_more,
+                       cursors=page.cursors)

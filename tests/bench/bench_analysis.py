@@ -33,6 +33,7 @@ SENTENCES = [
 ]
 SHORT_REPLIES = ["ok", "yes", "no", "thanks", "sure", "hmm", "bye", "why?", "great!", "still broken"]
 COUNTS = {"short": 150, "medium": 150, "long 4000": 100}
+ROUNDS = 5
 
 
 def make_messages(rng: random.Random) -> list[tuple[str, str]]:
@@ -60,22 +61,26 @@ def main() -> None:
     print(f"VADER lexicon load (once per process): {(time.perf_counter() - started) * 1000:.1f} ms")
 
     messages = make_messages(random.Random(7))
-    analysis_ms: dict[str, list[float]] = {kind: [] for kind in COUNTS}
-    vader_ms: dict[str, list[float]] = {kind: [] for kind in COUNTS}
-    state, sent_at = None, datetime(2025, 1, 1, tzinfo=UTC)
-    for kind, text in messages:
-        sent_at += timedelta(seconds=45)
-        start = time.perf_counter()
-        state, _ = analyze_exchange(state, text, "Here is what you can try.", 0.8, sent_at, {"timezone": "UTC"})
-        analysis_ms[kind].append((time.perf_counter() - start) * 1000)
-        start = time.perf_counter()
-        analyzer.polarity_scores(text)
-        vader_ms[kind].append((time.perf_counter() - start) * 1000)
+    # Every round replays the same conversation from an empty state, so message i costs the same work in
+    # each; keeping each message's fastest round filters out the other programs of a shared machine.
+    ours_ms = [float("inf")] * len(messages)
+    vader_ms = [float("inf")] * len(messages)
+    for _ in range(ROUNDS):
+        state, sent_at = None, datetime(2025, 1, 1, tzinfo=UTC)
+        for index, (_, text) in enumerate(messages):
+            sent_at += timedelta(seconds=45)
+            start = time.perf_counter()
+            state, _ = analyze_exchange(state, text, "Here is what you can try.", 0.8, sent_at, {"timezone": "UTC"})
+            middle = time.perf_counter()
+            analyzer.polarity_scores(text)
+            end = time.perf_counter()
+            ours_ms[index] = min(ours_ms[index], (middle - start) * 1000)
+            vader_ms[index] = min(vader_ms[index], (end - middle) * 1000)
 
-    print(f"{len(messages)} messages, per message in ms")
+    print(f"{len(messages)} messages, per message in ms (each message's fastest of {ROUNDS} rounds)")
     for kind in [*COUNTS, "all"]:
-        ours = [ms for k in COUNTS for ms in analysis_ms[k]] if kind == "all" else analysis_ms[kind]
-        vader = [ms for k in COUNTS for ms in vader_ms[k]] if kind == "all" else vader_ms[kind]
+        ours = [ms for (k, _), ms in zip(messages, ours_ms) if kind in (k, "all")]
+        vader = [ms for (k, _), ms in zip(messages, vader_ms) if kind in (k, "all")]
         ratio = statistics.fmean(ours) / statistics.fmean(vader)
         print(f"{kind:>10}  analyze_exchange {summary(ours)}")
         print(f"{'':>10}  vader baseline   {summary(vader)}   ratio of means {ratio:.2f}")

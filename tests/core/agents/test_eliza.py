@@ -172,6 +172,12 @@ def test_name_is_used_every_third_reply():
     assert [reply.text for reply in replies] == ["A.", "B.", "Alice, c."]
 
 
+def test_how_the_user_asked_to_be_addressed_wins_over_their_name():
+    context = AgentContext(session_id="s1", user_id="u1", message="hello", history=(), settings={},
+                           preferences={"name": "Alice", "addressAs": "Al"}, agent_state={})
+    assert run_agent(ElizaAgent(TINY_SCRIPT), context)[1].text == "Al, hello."
+
+
 def test_name_is_not_used_without_preference():
     assert reply_to("hello").text == "Hello."
 

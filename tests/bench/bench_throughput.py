@@ -1,0 +1,144 @@
+"""Throughput at 16 and 64 concurrent sessions (messages/s, p99), echo agent: queue with 1 and 2 workers vs
+the inline baseline, plus the load generator's own ceiling against a trivial HTTP server.
+
+Run from the repository root: .venv/bin/python tests/bench/bench_throughput.py [--seconds 10]
+The load generator runs in separate processes (asyncio + httpx), each session sending sequentially.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import time
+
+import httpx
+import psutil
+
+from common import percentile, print_table, scratch_postgres, stack  # type: ignore[import-not-found]
+
+CLIENT_PROCESSES = 2
+
+
+async def _drive(base_url: str, urls: list[str], seconds: float) -> list[float]:
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=len(urls), max_keepalive_connections=len(urls))
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
+        async def session_loop(url: str) -> None:
+            n = 0
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                response = await http.post(url, json={"content": f"message {n}"})
+                if response.status_code in (200, 201):
+                    latencies.append((time.perf_counter() - started) * 1000)
+                n += 1
+        await asyncio.gather(*(session_loop(url) for url in urls))
+    return latencies
+
+
+def _client_process(base_url: str, urls: list[str], seconds: float, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    queue.put(asyncio.run(_drive(base_url, urls, seconds)))
+
+
+def load(base_url: str, urls: list[str], seconds: float) -> tuple[float, float, float]:
+    """(messages/s, p50 ms, p99 ms) with the sessions spread over the client processes."""
+    queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    shares = [urls[i::CLIENT_PROCESSES] for i in range(CLIENT_PROCESSES)]
+    started = time.perf_counter()
+    processes = [multiprocessing.Process(target=_client_process, args=(base_url, share, seconds, queue))
+                 for share in shares if share]
+    for process in processes:
+        process.start()
+    latencies = [value for _ in processes for value in queue.get()]
+    for process in processes:
+        process.join()
+    elapsed = time.perf_counter() - started
+    return len(latencies) / elapsed, percentile(latencies, 50), percentile(latencies, 99)
+
+
+def sessions(base_url: str, count: int) -> list[str]:
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        agent = http.post("/api/agents", json={"name": f"echo-{time.time_ns()}", "provider": "echo"}).json()["id"]
+        ids = [http.post("/api/messaging/sessions", json={"agentId": agent, "userId": f"bench-{n}"}).json()["sessionId"]
+               for n in range(count)]
+    return [f"/api/messaging/sessions/{sid}/messages" for sid in ids]
+
+
+async def _trivial_server(port: int) -> None:
+    body = b'{"ok":true}'
+    response = b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length")), 0)
+                await reader.readexactly(length)
+                writer.write(response)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
+def client_ceiling(concurrency: int, seconds: float) -> float:
+    from tests.support.processes import free_port, wait_until
+
+    port = free_port()
+    server = multiprocessing.Process(target=lambda: asyncio.run(_trivial_server(port)), daemon=True)
+    server.start()
+    wait_until(lambda: _answers(port), 10, "the trivial server")
+    try:
+        rate, _, _ = load(f"http://127.0.0.1:{port}", [f"/s{n}" for n in range(concurrency)], seconds)
+    finally:
+        server.terminate()
+    return rate
+
+
+def _answers(port: int) -> bool:
+    try:
+        httpx.post(f"http://127.0.0.1:{port}/", content=b"{}", timeout=1)
+        return True
+    except httpx.HTTPError:
+        return False
+
+
+def cpu_busy_percent(before: psutil._common.scputimes, after: psutil._common.scputimes) -> float:
+    total = sum(after) - sum(before)
+    return 100 * (1 - (after.idle - before.idle) / total) if total else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[16, 64])
+    args = parser.parse_args()
+    rows = []
+    with scratch_postgres() as database_url:
+        for concurrency in args.concurrency:
+            configs = [("inline (no queue)", {"PROCESSING": "inline"}, 0), ("queue, 1 worker", {}, 1),
+                       ("queue, 2 workers", {}, 2)]
+            baseline = None
+            for name, env, workers in configs:
+                with stack(database_url, f"tp{concurrency}-{workers}", workers=workers, **env) as running:
+                    urls = sessions(running.base_url, concurrency)
+                    load(running.base_url, urls, 2)  # warm-up
+                    cpu_before = psutil.cpu_times()
+                    rate, p50, p99 = load(running.base_url, urls, args.seconds)
+                    cpu = cpu_busy_percent(cpu_before, psutil.cpu_times())
+                baseline = baseline or rate
+                rows.append([concurrency, name, rate, p50, p99, rate / baseline, cpu])
+            rows.append([concurrency, "load generator ceiling", client_ceiling(concurrency, args.seconds / 2),
+                         float("nan"), float("nan"), float("nan"), float("nan")])
+    print_table(f"Throughput, echo agent, {os.cpu_count()} cores, {args.seconds:.0f} s per cell",
+                ["sessions", "setup", "msg/s", "p50 ms", "p99 ms", "vs inline", "CPU busy %"], rows)
+
+
+if __name__ == "__main__":
+    main()
