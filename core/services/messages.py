@@ -90,7 +90,8 @@ async def _find_retry(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid
     reply = (await uow.execute(select(messages_table).where(M.reply_to == first.id))).first()
     session = await load_session(uow, session_id)
     return Submission(user_message=message_public(first),
-                      session_status=session_status(session, now, settings.timeout_minute), created=False, reply=message_public(reply) if reply is not None else None)
+                      session_status=session_status(session, now, settings.timeout_minute), created=False,
+                      reply=message_public(reply) if reply is not None else None)
 
 
 async def find_outcome(uow: AsyncUnitOfWork, user_message_id: uuid.UUID) -> tuple[MessagePublic, Any] | None:
