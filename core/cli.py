@@ -129,6 +129,9 @@ def _wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:
 
 def _wait_until_interrupted(children: list[subprocess.Popen[bytes]]) -> None:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Started in the background by a shell without job control, Python inherits SIGINT ignored: Ctrl-C
+    # (or a supervisor's SIGINT) would then be lost and the children left running.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
