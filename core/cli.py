@@ -8,9 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import typer
 
@@ -61,10 +59,9 @@ def beat(loglevel: str = "info") -> None:
     """Run the Celery beat (exactly one per deployment): expiry and recovery sweeps."""
     from worker.celery_app import app
 
-    settings = get_settings()
-    name = re.sub(r"[^A-Za-z0-9_-]", "_", settings.redis_prefix)
-    schedule = Path(tempfile.gettempdir()) / f"agent-sessions-beat-{name}"
-    app.start(["beat", "--loglevel", loglevel, "--schedule", str(schedule)])
+    # The schedule is only intervals, so it is kept in memory: no schedule file for two beats started by
+    # mistake to share, and a restart costs at most one early sweep. The sweep lock keeps sweeps one at a time.
+    app.start(["beat", "--loglevel", loglevel, "--scheduler", "celery.beat:Scheduler"])
 
 
 @cli.command()

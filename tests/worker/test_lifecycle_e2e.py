@@ -1,4 +1,4 @@
-"""Session lifecycle with real processes: API, Celery worker and Celery beat over Postgres and Redis.
+"""Session lifecycle with real processes: API, Celery worker and two Celery beats over Postgres and Redis.
 
 A stack of its own with fast settings: a timeout "minute" lasts one second, the beat sweeps every half
 second, and message leases and locks last two seconds, so expiry and recovery happen within seconds.
@@ -24,7 +24,7 @@ from core.models import events_table, messages_table, sessions_table
 from core.settings import Settings
 from tests.support.databases import REDIS_URL, scratch_postgres
 from tests.support.factories import SESSIONS, create_session, history, send_message
-from tests.support.processes import Stack, stack_env, wait_until
+from tests.support.processes import Service, Stack, stack_env, wait_until
 
 FAST = {
     "TIMEOUT_MINUTE_SECONDS": "1",
@@ -41,6 +41,7 @@ M = messages_table.c
 @dataclass
 class Lifecycle:
     stack: Stack
+    beats: list[Service]
     engine: Engine
     redis: redis.Redis
     keys: Keys
@@ -85,9 +86,10 @@ def lifecycle(run_id: str, redis_prefix: str, tmp_path_factory: pytest.TempPathF
         client = redis.Redis.from_url(REDIS_URL)
         try:
             stack.start_worker()
-            stack.start_beat()
+            # Two beats, as if a second had been started by mistake: sweeps must still act one at a time.
+            beats = [stack.start_beat(), stack.start_beat()]
             stack.start_api()
-            yield Lifecycle(stack=stack, engine=engine, redis=client, keys=Keys(prefix))
+            yield Lifecycle(stack=stack, beats=beats, engine=engine, redis=client, keys=Keys(prefix))
         except BaseException:
             print(stack.logs())
             raise
@@ -111,6 +113,7 @@ def test_idle_session_is_warned_once_then_expires_without_any_api_call(lifecycle
 
     events = lifecycle.lifecycle_events(sid)
     assert [event["type"] for event in events] == ["session.expiring", "session.expired"]
+    assert all(beat.process.poll() is None for beat in lifecycle.beats)  # both beats were scheduling sweeps
     warning, expiry = events
     assert warning["expiresAt"] == expiry["expiredAt"] and warning["warningThresholdMinutes"] == 2
     assert [t for t in lifecycle.stream_types(sid) if t.startswith("session.")] == [
