@@ -9,6 +9,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.pydantic import PydanticPlugin
 
 from api.errors import EXCEPTION_HANDLERS
+from api.openapi import complete_strict_schemas
 from api.resources import lifespan, provide_resources, provide_uow
 from api.routes.agents import AgentController
 from api.routes.page import chat_page, static_files
@@ -19,7 +20,7 @@ from core.settings import Settings, get_settings
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return Litestar(
+    app = Litestar(
         route_handlers=[SessionController, AgentController, chat_page, static_files],
         lifespan=[lifespan(settings)],
         dependencies={"resources": Provide(provide_resources, sync_to_thread=False), "uow": Provide(provide_uow)},
@@ -30,3 +31,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         cors_config=CORSConfig(allow_origins=settings.cors_origins),
         request_max_body_size=settings.request_body_max_bytes,
     )
+    complete_strict_schemas(app)
+    return app
+

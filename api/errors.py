@@ -27,6 +27,7 @@ STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.SessionNotPaused: 409,
     errors.MaxDurationReached: 409,
     errors.AgentNameTaken: 409,
+    errors.AgentInUse: 409,
     errors.IdempotencyKeyReused: 422,
     errors.ServiceUnavailable: 503,
 }

@@ -56,6 +56,12 @@ class Keys:
     def session_requeued(self, session_id: uuid.UUID | str) -> str:
         return f"{self.prefix}requeued:{session_id}"
 
+    def agent_breaker(self, agent_id: uuid.UUID | str) -> str:
+        return f"{self.prefix}breaker:{agent_id}"
+
+    def agent_breaker_probe(self, agent_id: uuid.UUID | str) -> str:
+        return f"{self.prefix}breaker-probe:{agent_id}"
+
     def task_queue(self, queue: str) -> str:
         return f"{self.prefix}{queue}"
 

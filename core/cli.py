@@ -19,17 +19,26 @@ cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 @cli.command()
 def migrate() -> None:
-    """Apply database migrations and seed the default agent."""
+    """Apply database migrations, seed the built-in agent and upsert the character files of AGENTS_DIR."""
+    from core.agents.character import CharacterFileError
     from core.db import create_sync_engine
     from core.migrations import upgrade
-    from core.services.agents import ensure_default_agent
+    from core.services.agents import ensure_default_agent, sync_agent_files
 
     settings = get_settings()
     upgrade(settings.sync_database_url)
     engine = create_sync_engine(settings)
-    with engine.begin() as conn:
-        ensure_default_agent(conn)
-    engine.dispose()
+    try:
+        with engine.begin() as conn:
+            ensure_default_agent(conn)
+            if settings.agents_dir is not None:
+                created, updated = sync_agent_files(conn, settings.agents_dir)
+                typer.echo(f"agents from {settings.agents_dir}: {created} created, {updated} updated")
+    except CharacterFileError as error:
+        typer.echo(f"invalid character file, nothing changed: {error}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
     typer.echo(f"database ready: {_redact(settings.database_url)}")
 
 

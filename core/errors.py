@@ -66,6 +66,12 @@ class AgentNameTaken(DomainError):
     code = "AGENT_NAME_TAKEN"
 
 
+class AgentInUse(DomainError):
+    """The agent still has sessions; deleting it needs `force`."""
+
+    code = "AGENT_IN_USE"
+
+
 class IdempotencyKeyReused(DomainError):
     """The same Idempotency-Key came back with a different request body."""
 

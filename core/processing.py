@@ -17,9 +17,11 @@ import redis
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from core.agents import build_agent
+from core.agents import REMOTE_PROVIDERS, build_agent
 from core.agents.base import AgentContext, AgentFailure, AgentReply, HistoryItem
+from core.agents.character import CircuitBreakerSettings
 from core.analysis import analyze_exchange, public_state
+from core.breaker import CircuitBreaker
 from core.bus import Event, EventPublisher, Keys
 from core.clock import utcnow
 from core.db import create_sync_engine
@@ -60,6 +62,7 @@ class Job:
     message: Any
     session: Any
     provider: str
+    agent_name: str
     agent_settings: dict[str, Any]
     history: tuple[HistoryItem, ...]
     claimed_at: datetime
@@ -105,7 +108,7 @@ def _drain(ctx: WorkerContext, session_id: uuid.UUID, lock: SessionLock) -> int:
             if isinstance(outcome, AgentReply):
                 _store_reply(ctx, job, outcome, agent_ms)
             else:
-                _store_failure(ctx, job, "AGENT_FAILED", outcome)
+                _store_failure(ctx, job, outcome.code, outcome.reason)
         settled += 1
     return settled
 
@@ -126,36 +129,70 @@ def _claim_next(ctx: WorkerContext, session_id: uuid.UUID) -> Job | None:
             status="processing", lease_until=now + timedelta(seconds=ctx.settings.message_lease_seconds),
             attempts=M.attempts + 1))
         session = conn.execute(
-            select(sessions_table, agents_table.c.provider, agents_table.c.settings.label("agent_settings"))
+            select(sessions_table, agents_table.c.provider, agents_table.c.name.label("agent_name"),
+                   agents_table.c.settings.label("agent_settings"))
             .join(agents_table, agents_table.c.id == S.agent_id).where(S.id == session_id)).one()
+        agent_settings = session.agent_settings or {}
         earlier = conn.execute(select(M.role, M.content).where(
             M.session_id == session_id, M.seq < message.seq, M.status == "completed",
-        ).order_by(M.seq.desc()).limit(ctx.settings.history_window)).all()
+        ).order_by(M.seq.desc()).limit(_history_window(ctx.settings, agent_settings))).all()
     history = tuple(HistoryItem(role=row.role, content=row.content) for row in reversed(earlier))
-    return Job(message=message, session=session, provider=session.provider, agent_settings=session.agent_settings or {},
-               history=history, claimed_at=now)
+    return Job(message=message, session=session, provider=session.provider, agent_name=session.agent_name,
+               agent_settings=agent_settings, history=history, claimed_at=now)
 
 
-def _run_agent(ctx: WorkerContext, job: Job) -> AgentReply | str:
-    """The agent's final reply, streaming its chunks as it goes; or the reason it failed."""
+def _history_window(settings: Settings, agent_settings: dict[str, Any]) -> int:
+    wanted = agent_settings.get("historyMessages")
+    return wanted if isinstance(wanted, int) and wanted > 0 else settings.history_window
+
+
+def _breaker(ctx: WorkerContext, job: Job) -> CircuitBreaker | None:
+    if job.provider not in REMOTE_PROVIDERS:
+        return None
+    model = job.agent_settings.get("model") or {}
+    try:
+        config = CircuitBreakerSettings.model_validate(model.get("circuitBreaker") or {})
+        trial_seconds = float(model.get("requestTimeoutSeconds") or 60) + 5
+    except ValueError:
+        config, trial_seconds = CircuitBreakerSettings(), 65.0
+    return CircuitBreaker(ctx.redis, ctx.keys, job.session.agent_id, failure_threshold=config.failure_threshold,
+                          cooldown_seconds=config.cooldown_seconds, trial_seconds=trial_seconds)
+
+
+def _run_agent(ctx: WorkerContext, job: Job) -> AgentReply | AgentFailure:
+    """The agent's final reply, streaming its chunks as it goes; or why it failed.
+
+    The one place agent calls are retried: transient failures, with exponential backoff, each attempt
+    passing through the agent's circuit breaker (if it calls out), which fails fast while open.
+    """
     state = public_state(job.session.state or None)
     context = AgentContext(
         session_id=str(job.session.id), user_id=job.session.user_id, message=job.message.content,
         history=job.history, settings=job.agent_settings, preferences=state.get("preferences", {}),
-        conversation=state, agent_state=job.session.agent_state or {},
+        conversation=state, agent_state=job.session.agent_state or {}, agent_name=job.agent_name,
     )
     reply_id = _reply_id(job)
+    breaker = _breaker(ctx, job)
     for attempt in range(1, ctx.settings.agent_attempts + 1):
         try:
-            return _stream(ctx, job, context, reply_id)
+            if breaker:
+                breaker.before_call()
+            reply = _stream(ctx, job, context, reply_id)
+            if breaker:
+                breaker.record_success()
+            return reply
         except AgentFailure as failure:
+            if failure.transient and breaker:
+                breaker.record_failure(failure.reason)
             if not failure.transient or attempt == ctx.settings.agent_attempts:
-                return failure.reason
+                return failure
             log.warning("agent failed (attempt %s), retrying: %s", attempt, failure.reason)
             time.sleep(ctx.settings.agent_retry_backoff_seconds * 2 ** (attempt - 1))
+        except redis.RedisError:
+            raise  # Redis away (breaker state, chunk publishing): the task retries later; the message waits
         except Exception as exc:  # a bug in an agent must fail one message, not the worker
             log.exception("agent crashed on message %s", job.message.id)
-            return f"the agent raised {type(exc).__name__}: {exc}"
+            return AgentFailure(f"the agent raised {type(exc).__name__}: {exc}")
     raise AssertionError("unreachable")
 
 

@@ -31,12 +31,6 @@ class Schema(BaseModel):
         return isoformat(value) if isinstance(value, datetime) else value
 
 
-class AgentCreate(Schema):
-    name: str = Field(min_length=1, max_length=100)
-    provider: Provider = "eliza"
-    settings: dict[str, Any] = Field(default_factory=dict)
-
-
 class AgentPublic(Schema):
     id: uuid.UUID
     name: str
@@ -47,6 +41,12 @@ class AgentPublic(Schema):
 
 class AgentList(Schema):
     agents: list[AgentPublic]
+
+
+class AgentDeleted(Schema):
+    success: bool = True
+    agent_id: uuid.UUID
+    deleted_sessions: int  # sessions purged with the agent (only with ?force=true)
 
 
 class TimeoutConfigUpdate(Schema):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -22,6 +23,9 @@ class Settings(BaseSettings):
     celery_queue: str = "agent-sessions"
     # "inline": the API process runs the agent itself, without queue or worker (the benchmarks' baseline).
     processing: Literal["queue", "inline"] = "queue"
+
+    # Character files (*.json, *.yaml) upserted by name into the agents table by `agent-sessions migrate`.
+    agents_dir: Path | None = None
 
     host: str = "127.0.0.1"
     port: int = 3000
@@ -52,7 +56,7 @@ class Settings(BaseSettings):
     message_lease_seconds: float = 120.0  # a `processing` message older than this is re-queued by the sweep
     agent_attempts: int = 3  # tries per message for transient agent failures
     agent_retry_backoff_seconds: float = 0.5
-    history_window: int = 20  # earlier messages handed to the agent
+    history_window: int = 20  # earlier messages handed to the agent, unless its `historyMessages` says otherwise
     event_stream_maxlen: int = 1000  # events kept per session in its Redis Stream
 
     # Beat.

@@ -59,11 +59,12 @@ class AsyncUnitOfWork:
                 await conn.close()
         events, self._events = self._events, []
         sessions, self._sessions_to_process = self._sessions_to_process, []
+        # Publish first: a fast worker must not announce a reply before its message.created is out.
+        if events:
+            await self._publisher.publish(events)
         # A send that fails leaves the message `pending`; the sweep re-queues it, so nothing is lost.
         for session_id in dict.fromkeys(sessions):
             await self._tasks.process_session(session_id)
-        if events:
-            await self._publisher.publish(events)
 
     async def rollback(self) -> None:
         self._events.clear()

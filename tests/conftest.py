@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from tests.support.databases import REDIS_URL, prepare, scratch_postgres
+from tests.support.openai_server import FakeOpenAI
 from tests.support.processes import Stack, stack_env
 
 
@@ -73,6 +74,14 @@ def stack(backend: str, request: pytest.FixtureRequest, redis_prefix: str, run_i
         raise
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """A local OpenAI-compatible chat-completions server shared by the run (tests use their own model names)."""
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture()

@@ -6,6 +6,9 @@ from typing import Any
 
 from core.agents.base import Agent, AgentFailure
 
+# Providers that call a service over the network: guarded by the per-agent circuit breaker.
+REMOTE_PROVIDERS = frozenset({"openai"})
+
 
 def build_agent(provider: str, settings: dict[str, Any]) -> Agent:
     if provider == "eliza":
@@ -16,4 +19,8 @@ def build_agent(provider: str, settings: dict[str, Any]) -> Agent:
         from core.agents.echo import EchoAgent
 
         return EchoAgent()
+    if provider == "openai":
+        from core.agents.openai_provider import OpenAIAgent
+
+        return OpenAIAgent.from_settings(settings)
     raise AgentFailure(f"provider {provider!r} is not available in this build")

@@ -27,6 +27,7 @@ class AgentContext:
     preferences: dict[str, Any] = field(default_factory=dict)  # learned about the user (name, ...)
     conversation: dict[str, Any] = field(default_factory=dict)  # stage, sentiment, ... (read only)
     agent_state: dict[str, Any] = field(default_factory=dict)  # private to the agent, persisted per session
+    agent_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,11 @@ class Agent(Protocol):
 
 
 class AgentFailure(Exception):
-    """An agent could not answer. `transient` failures are retried by the worker."""
+    """An agent could not answer. `transient` failures are retried by the worker; `code` is the
+    machine-readable error code of the `message.failed` event."""
 
-    def __init__(self, reason: str, *, transient: bool = False) -> None:
+    def __init__(self, reason: str, *, transient: bool = False, code: str = "AGENT_FAILED") -> None:
         super().__init__(reason)
         self.reason = reason
         self.transient = transient
+        self.code = code

@@ -319,7 +319,7 @@ def preferred_name(preferences: dict[str, Any]) -> str:
 
 def chunk_delay_seconds(settings: dict[str, Any]) -> float:
     try:
-        return max(0.0, float(settings.get("chunk_delay_ms", 0))) / 1000
+        return max(0.0, float(settings.get("chunkDelayMs", 0))) / 1000
     except (TypeError, ValueError):
         return 0.0
 

@@ -1,22 +1,22 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from pydantic import ValidationError
+from sqlalchemy import Connection, delete, func, insert, select, update
 
+from core.agents.character import AgentPatch, Character, builtin_character, describe, load_character_dir, merge_patch
 from core.clock import utcnow
-from core.errors import AgentNameTaken, AgentNotFound
-from core.models import DEFAULT_AGENT_ID, DEFAULT_AGENT_NAME, agents_table
-from core.schemas import AgentCreate, AgentList, AgentPublic
-from core.settings import Settings
-from core import timeouts
+from core.errors import AgentInUse, AgentNameTaken, AgentNotFound, InvalidInput
+from core.models import DEFAULT_AGENT_ID, agents_table, sessions_table
+from core.schemas import AgentDeleted, AgentList, AgentPublic
 from core.uow import AsyncUnitOfWork
 
-DEFAULT_AGENT_SETTINGS: dict[str, Any] = {
-    "script": "doctor",
-    "description": "A classic ELIZA-style conversation partner: offline, deterministic, always available.",
-}
+A = agents_table.c
+S = sessions_table.c
+LIVE_STATUSES = ("active", "paused")
 
 
 def agent_public(row: Any) -> AgentPublic:
@@ -25,12 +25,13 @@ def agent_public(row: Any) -> AgentPublic:
 
 
 async def list_agents(uow: AsyncUnitOfWork) -> AgentList:
-    rows = await uow.execute(select(agents_table).order_by(agents_table.c.created_at, agents_table.c.name))
+    rows = await uow.execute(select(agents_table).order_by(A.created_at, A.name))
     return AgentList(agents=[agent_public(row) for row in rows])
 
 
-async def get_agent_row(uow: AsyncUnitOfWork, agent_id: uuid.UUID) -> Any:
-    row = (await uow.execute(select(agents_table).where(agents_table.c.id == agent_id))).first()
+async def get_agent_row(uow: AsyncUnitOfWork, agent_id: uuid.UUID, *, for_update: bool = False) -> Any:
+    query = select(agents_table).where(A.id == agent_id)
+    row = (await uow.execute(query.with_for_update() if for_update else query)).first()
     if row is None:
         raise AgentNotFound(f"agent {agent_id} not found", agentId=str(agent_id))
     return row
@@ -40,23 +41,77 @@ async def get_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID) -> AgentPublic:
     return agent_public(await get_agent_row(uow, agent_id))
 
 
-async def create_agent(uow: AsyncUnitOfWork, settings: Settings, data: AgentCreate) -> AgentPublic:
-    # The agent's timeout defaults must make a valid config over the global ones, checked now rather than
-    # at each session start.
-    timeouts.resolve(settings, data.settings, None)
-    values = {"id": uuid.uuid4(), "name": data.name, "provider": data.provider, "settings": data.settings,
-              "created_at": utcnow()}
-    exists = await uow.scalar(select(agents_table.c.id).where(agents_table.c.name == data.name))
-    if exists is not None:
-        raise AgentNameTaken(f"an agent named {data.name!r} already exists", agentId=str(exists))
+async def _ensure_name_free(uow: AsyncUnitOfWork, name: str, agent_id: uuid.UUID | None = None) -> None:
+    taken = await uow.scalar(select(A.id).where(A.name == name))
+    if taken is not None and taken != agent_id:
+        raise AgentNameTaken(f"an agent named {name!r} already exists", agentId=str(taken))
+
+
+async def create_agent(uow: AsyncUnitOfWork, character: Character) -> AgentPublic:
+    await _ensure_name_free(uow, character.name)
+    values = {"id": uuid.uuid4(), "name": character.name, "provider": character.provider,
+              "settings": character.stored_settings(), "created_at": utcnow()}
     await uow.execute(insert(agents_table).values(values))
     return AgentPublic(**values)
 
 
+async def update_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, patch: AgentPatch) -> AgentPublic:
+    """Apply the patch over the stored character, then validate the result as a whole."""
+    row = await get_agent_row(uow, agent_id, for_update=True)
+    document = {"name": patch.name if patch.name is not None else row.name,
+                "provider": patch.provider or row.provider,
+                "settings": merge_patch(row.settings, patch.settings_patch()) if patch.settings else row.settings}
+    try:
+        character = Character.model_validate(document)
+    except ValidationError as error:
+        raise InvalidInput(describe(error), agentId=str(agent_id)) from None
+    await _ensure_name_free(uow, character.name, agent_id)
+    values = {"name": character.name, "provider": character.provider, "settings": character.stored_settings()}
+    await uow.execute(update(agents_table).where(A.id == agent_id).values(values))
+    return AgentPublic(id=row.id, created_at=row.created_at, **values)
+
+
+async def delete_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, force: bool) -> AgentDeleted:
+    """Delete an agent. Sessions keep a reference to their agent, so an agent with sessions is only
+    deleted with `force`, which purges its sessions and their history too (as `DELETE ...?purge=true`)."""
+    row = await get_agent_row(uow, agent_id, for_update=True)
+    counts = dict((await uow.execute(
+        select(S.status, func.count()).where(S.agent_id == agent_id).group_by(S.status))).all())
+    total, live = sum(counts.values()), sum(counts.get(status, 0) for status in LIVE_STATUSES)
+    if total and not force:
+        raise AgentInUse(f"agent {row.name!r} has {total} sessions ({live} active or paused); delete with "
+                         "?force=true to purge them and their history too", agentId=str(agent_id),
+                         sessions=total, liveSessions=live)
+    if total:
+        await uow.execute(delete(sessions_table).where(S.agent_id == agent_id))
+    await uow.execute(delete(agents_table).where(A.id == agent_id))
+    return AgentDeleted(agent_id=agent_id, deleted_sessions=total)
+
+
 def ensure_default_agent(conn: Connection) -> None:
-    """Seed the default agent once, with its fixed id, unless it (or an agent of its name) exists."""
-    taken = conn.scalar(select(agents_table.c.id).where(
-        (agents_table.c.id == DEFAULT_AGENT_ID) | (agents_table.c.name == DEFAULT_AGENT_NAME)))
+    """Seed the built-in agent (`characters/eliza.json`) once, with its fixed id, unless it (or an agent
+    of its name) exists. Later changes made over the API are kept."""
+    character = builtin_character("eliza")
+    taken = conn.scalar(select(A.id).where((A.id == DEFAULT_AGENT_ID) | (A.name == character.name)))
     if taken is None:
-        conn.execute(insert(agents_table).values(id=DEFAULT_AGENT_ID, name=DEFAULT_AGENT_NAME, provider="eliza",
-                                                 settings=DEFAULT_AGENT_SETTINGS, created_at=utcnow()))
+        conn.execute(insert(agents_table).values(id=DEFAULT_AGENT_ID, name=character.name,
+                                                 provider=character.provider,
+                                                 settings=character.stored_settings(), created_at=utcnow()))
+
+
+def sync_agent_files(conn: Connection, directory: Path) -> tuple[int, int]:
+    """Upsert every character file of `directory` by name: the files win over earlier API edits.
+
+    Every file is validated before anything is written, so one bad file changes nothing.
+    Returns (created, updated).
+    """
+    created = updated = 0
+    for character in load_character_dir(directory):
+        values = {"provider": character.provider, "settings": character.stored_settings()}
+        if conn.execute(update(agents_table).where(A.name == character.name).values(values)).rowcount:
+            updated += 1
+        else:
+            conn.execute(insert(agents_table).values(id=uuid.uuid4(), name=character.name, created_at=utcnow(),
+                                                     **values))
+            created += 1
+    return created, updated

