@@ -71,7 +71,7 @@ def test_agent_with_out_of_bounds_timeout_defaults_is_refused(client: httpx.Clie
     response = create_agent(client, {"timeoutConfig": {"timeoutMinutes": 2}})
 
     assert response.status_code == 400
-    assert response.json()["error"]["code"] == "INVALID_TIMEOUT_CONFIG"
+    assert "timeoutConfig" in response.text
 
 
 def test_request_outside_elizaos_bounds_is_refused(client: httpx.Client) -> None:
