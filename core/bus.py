@@ -49,6 +49,13 @@ class Keys:
     def session_rerun(self, session_id: uuid.UUID | str) -> str:
         return f"{self.prefix}rerun:{session_id}"
 
+    @property
+    def sweep_lock(self) -> str:
+        return f"{self.prefix}lock:sweep"
+
+    def session_requeued(self, session_id: uuid.UUID | str) -> str:
+        return f"{self.prefix}requeued:{session_id}"
+
     def agent_breaker(self, agent_id: uuid.UUID | str) -> str:
         return f"{self.prefix}breaker:{agent_id}"
 

@@ -66,7 +66,7 @@ class SessionController(Controller):
 
     @get("/", summary="List sessions")
     async def list_sessions(
-        self, uow: AsyncUnitOfWork,
+        self, uow: AsyncUnitOfWork, resources: Resources,
         user_id: Annotated[str | None, Parameter(query="userId", max_length=128)] = None,
         agent_id: Annotated[str | None, Parameter(query="agentId")] = None,
         status: StatusFilter = None,
@@ -74,13 +74,13 @@ class SessionController(Controller):
         limit: Annotated[int, Parameter(query="limit", ge=1, le=100)] = 50,
     ) -> SessionPage:
         agent = parse_uuid(agent_id, "agentId") if agent_id is not None else None
-        return await sessions.list_sessions(uow, utcnow(), user_id=user_id, agent_id=agent, status=status,
-                                            cursor=cursor, limit=limit)
+        return await sessions.list_sessions(uow, resources.settings, utcnow(), user_id=user_id, agent_id=agent,
+                                            status=status, cursor=cursor, limit=limit)
 
     @get("/health", summary="Service health")
     async def health(self, uow: AsyncUnitOfWork, resources: Resources) -> Health:
-        return await check_health(uow, resources.redis, utcnow(), time.monotonic() - resources.started_at,
-                                  resources.hub.connected)
+        return await check_health(uow, resources.redis, resources.settings, utcnow(),
+                                  time.monotonic() - resources.started_at, resources.hub.connected)
 
     @get("/stats", summary="Conversation state aggregates for dashboards",
          description="Sessions counted by current stage, sentiment and engagement, with average agent confidence "
@@ -99,13 +99,14 @@ class SessionController(Controller):
                                                      created_to=end, status=status)
 
     @get("/{session_id:str}", summary="Get a session")
-    async def get_session(self, session_id: str, uow: AsyncUnitOfWork) -> SessionPublic:
-        return await sessions.get_session(uow, parse_uuid(session_id, "sessionId"), utcnow())
+    async def get_session(self, session_id: str, uow: AsyncUnitOfWork, resources: Resources) -> SessionPublic:
+        return await sessions.get_session(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow())
 
     @delete("/{session_id:str}", status_code=200, summary="End (archive) or purge a session")
-    async def end(self, session_id: str, uow: AsyncUnitOfWork,
+    async def end(self, session_id: str, uow: AsyncUnitOfWork, resources: Resources,
                   purge: Annotated[bool, Parameter(query="purge")] = False) -> dict[str, Any]:
-        return await sessions.end_session(uow, parse_uuid(session_id, "sessionId"), utcnow(), purge)
+        return await sessions.end_session(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow(),
+                                          purge)
 
     @post("/{session_id:str}/messages", summary="Send a message and get the agent's reply",
           description="`transport: \"sse\"` (or `mode: \"stream\"`, or `Accept: text/event-stream`) answers "
@@ -142,22 +143,23 @@ class SessionController(Controller):
                                                 limit=limit, before=before, after=after)
 
     @post("/{session_id:str}/pause", status_code=200, summary="Pause a session")
-    async def pause(self, session_id: str, uow: AsyncUnitOfWork) -> SessionPublic:
-        return await sessions.pause_session(uow, parse_uuid(session_id, "sessionId"), utcnow())
+    async def pause(self, session_id: str, uow: AsyncUnitOfWork, resources: Resources) -> SessionPublic:
+        return await sessions.pause_session(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow())
 
     @post("/{session_id:str}/resume", status_code=200, summary="Resume a paused session")
-    async def resume(self, session_id: str, uow: AsyncUnitOfWork) -> SessionPublic:
-        return await sessions.resume_session(uow, parse_uuid(session_id, "sessionId"), utcnow())
+    async def resume(self, session_id: str, uow: AsyncUnitOfWork, resources: Resources) -> SessionPublic:
+        return await sessions.resume_session(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow())
 
     @post("/{session_id:str}/renew", status_code=200, summary="Renew a session's timeout")
-    async def renew(self, session_id: str, uow: AsyncUnitOfWork) -> SessionPublic:
-        return await sessions.renew_session(uow, parse_uuid(session_id, "sessionId"), utcnow())
+    async def renew(self, session_id: str, uow: AsyncUnitOfWork, resources: Resources) -> SessionPublic:
+        return await sessions.renew_session(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow())
 
     @post("/{session_id:str}/heartbeat", status_code=200, summary="Record activity without a message")
-    async def heartbeat(self, session_id: str, uow: AsyncUnitOfWork) -> SessionPublic:
-        return await sessions.heartbeat(uow, parse_uuid(session_id, "sessionId"), utcnow())
+    async def heartbeat(self, session_id: str, uow: AsyncUnitOfWork, resources: Resources) -> SessionPublic:
+        return await sessions.heartbeat(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow())
 
     @patch("/{session_id:str}/timeout", summary="Change the timeout config (merged with the current one)")
-    async def update_timeout(self, session_id: str, data: TimeoutConfigUpdate, uow: AsyncUnitOfWork) -> SessionPublic:
-        return await sessions.update_timeout(uow, parse_uuid(session_id, "sessionId"), utcnow(), data)
-
+    async def update_timeout(self, session_id: str, data: TimeoutConfigUpdate, uow: AsyncUnitOfWork,
+                             resources: Resources) -> SessionPublic:
+        return await sessions.update_timeout(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow(),
+                                             data)
