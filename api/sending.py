@@ -130,7 +130,7 @@ async def _blocking_reply(uow: AsyncUnitOfWork, resources: Resources, accepted: 
         deadline = accepted.started + resources.settings.reply_wait_seconds
         outcome = await _wait_for_outcome(feed, str(submission.user_message.id), deadline)
     if outcome is None:  # late: ask the database once before answering 202
-        outcome = await _stored_outcome(uow, submission.user_message.id)
+        outcome = await _stored_outcome(uow, resources, submission.user_message.id)
     timings["waitMs"] = _ms(accepted.committed, time.perf_counter())
     if outcome is None:
         return _accepted(submission, debug, timings)
@@ -187,7 +187,8 @@ async def reply_events(submission: Submission, feed: ExchangeFeed,
         feed.close()
 
 
-async def _stored_outcome(uow: AsyncUnitOfWork, user_message_id: uuid.UUID) -> Replied | Failed | None:
+async def _stored_outcome(uow: AsyncUnitOfWork, resources: Resources,
+                          user_message_id: uuid.UUID) -> Replied | Failed | None:
     found = await find_outcome(uow, user_message_id)
     await uow.commit()
     if found is None:
@@ -195,12 +196,15 @@ async def _stored_outcome(uow: AsyncUnitOfWork, user_message_id: uuid.UUID) -> R
     message, session = found
     if message.status == "failed":
         return Failed(message.error or AGENT_FAILED)
-    return Replied(message, session_status(session, utcnow(), False), {})
+    return Replied(message, session_status(session, utcnow(), resources.settings.timeout_minute), {})
 
 
 def _reply_response(submission: Submission, reply: MessagePublic, status: SessionStatus, debug: bool,
                     timings: dict[str, Any]) -> Response[ReplyPublic]:
-    status = status.model_copy(update={"was_renewed": submission.session_status.was_renewed})
+    # What the message did to the expiry is known to the request that stored it, not to the worker.
+    sent = submission.session_status
+    status = status.model_copy(update={"was_renewed": sent.was_renewed, "renewal_blocked": sent.renewal_blocked,
+                                       "warning": sent.warning})
     # The user message was answered by the time this response is built.
     user_message = submission.user_message.model_copy(update={"status": "completed"})
     body = ReplyPublic(**reply.model_dump(), user_message=user_message, session_status=status,

@@ -52,6 +52,13 @@ class Keys:
     def rate_limit(self, bucket: str, ident: uuid.UUID | str) -> str:
         return f"{self.prefix}rl:{bucket}:{ident}"
 
+    @property
+    def sweep_lock(self) -> str:
+        return f"{self.prefix}lock:sweep"
+
+    def session_requeued(self, session_id: uuid.UUID | str) -> str:
+        return f"{self.prefix}requeued:{session_id}"
+
     def agent_breaker(self, agent_id: uuid.UUID | str) -> str:
         return f"{self.prefix}breaker:{agent_id}"
 

@@ -8,9 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import typer
 
@@ -70,10 +68,9 @@ def beat(loglevel: str = "info") -> None:
     """Run the Celery beat (exactly one per deployment): expiry and recovery sweeps."""
     from worker.celery_app import app
 
-    settings = get_settings()
-    name = re.sub(r"[^A-Za-z0-9_-]", "_", settings.redis_prefix)
-    schedule = Path(tempfile.gettempdir()) / f"agent-sessions-beat-{name}"
-    app.start(["beat", "--loglevel", loglevel, "--schedule", str(schedule)])
+    # The schedule is only intervals, so it is kept in memory: no schedule file for two beats started by
+    # mistake to share, and a restart costs at most one early sweep. The sweep lock keeps sweeps one at a time.
+    app.start(["beat", "--loglevel", loglevel, "--scheduler", "celery.beat:Scheduler"])
 
 
 @cli.command()
@@ -139,6 +136,9 @@ def _wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:
 
 def _wait_until_interrupted(children: list[subprocess.Popen[bytes]]) -> None:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Started in the background by a shell without job control, Python inherits SIGINT ignored: Ctrl-C
+    # (or a supervisor's SIGINT) would then be lost and the children left running.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)

@@ -38,6 +38,7 @@ class Session(SQLModel, table=True):
     __tablename__ = "sessions"
     __table_args__ = (
         Index("ix_sessions_status_expires_at", "status", "expires_at"),
+        Index("ix_sessions_status_warn_at", "status", "warn_at"),
         Index("ix_sessions_user_id_created_at", "user_id", "created_at"),
         UniqueConstraint("user_id", "idempotency_key", name="uq_sessions_user_idempotency_key"),
     )
@@ -56,6 +57,8 @@ class Session(SQLModel, table=True):
     expires_at: datetime = _moment()
     renewal_count: int = 0
     paused_at: datetime | None = _moment(nullable=True)
+    # When the beat warns of the current expiry; cleared once warned, set again with every new expiry.
+    warn_at: datetime | None = _moment(nullable=True)
     warned_at: datetime | None = _moment(nullable=True)  # expiry warning sent for the current window
     ended_at: datetime | None = _moment(nullable=True)
     end_reason: str | None = Field(default=None, max_length=64)

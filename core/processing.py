@@ -251,7 +251,7 @@ def _store_reply(ctx: WorkerContext, job: Job, reply: AgentReply, agent_ms: floa
         updated = conn.execute(select(sessions_table).where(S.id == session.id)).one()
         db_ms = (time.perf_counter() - started) * 1000
         reply_public = public_json(message_public(SimpleNamespace(**values, error=None)))
-        status = public_json(session_status(updated, now, False))
+        status = public_json(session_status(updated, now, ctx.settings.timeout_minute))
         events = [
             Event(session_id=session.id, seq=session.event_seq + 1, type="message.completed", created_at=now, data={
                 "message": reply_public, "replyTo": str(user.id), "sessionStatus": status,

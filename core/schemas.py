@@ -179,12 +179,23 @@ class SessionPage(Schema):
     stats: SessionStats
 
 
+class SessionWarning(Schema):
+    """Something the client should know although the request succeeded."""
+
+    code: str  # MAX_DURATION_EXCEEDED: auto-renewal can no longer extend the session
+    message: str
+
+
 class SessionStatus(Schema):
     status: SessionStatusName
     expires_at: datetime
     time_remaining: int
     renewal_count: int
     was_renewed: bool
+    # True when this message asked for an auto-renewal the maximum duration cut short or refused; the message
+    # itself was accepted and answered.
+    renewal_blocked: bool = False
+    warning: SessionWarning | None = None
     is_near_expiration: bool
     state: ConversationState
 

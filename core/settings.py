@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -74,11 +75,13 @@ class Settings(BaseSettings):
     page_size_default: int = 50
     page_size_max: int = 100
 
-    # Timeout defaults (ElizaOS field names), overridden by agent settings, then by the request.
-    timeout_minutes: int = Field(30, ge=1, le=1440)
+    # Timeout defaults (ElizaOS field names and bounds), overridden by agent settings, then by the request.
+    timeout_minutes: int = Field(30, ge=5, le=1440)
     auto_renew: bool = True
-    max_duration_minutes: int = Field(720, ge=1)
-    warning_threshold_minutes: int = Field(5, ge=0)
+    max_duration_minutes: int = Field(720, ge=5, le=10080)
+    warning_threshold_minutes: int = Field(5, ge=1, le=120)
+    # How long one "minute" of timeout config lasts. Only tests shorten it, to run whole lifecycles in seconds.
+    timeout_minute_seconds: float = Field(60.0, gt=0)
 
     # Worker behaviour.
     session_lock_seconds: float = 30.0  # lease of a session's processing lock, renewed while held
@@ -90,8 +93,27 @@ class Settings(BaseSettings):
     event_stream_ttl_seconds: int = 86400  # a session's Stream is dropped after this long without events
 
     # Beat.
-    sweep_interval_seconds: float = 30.0
+    sweep_interval_seconds: float = Field(30.0, gt=0)
+    sweep_batch_size: int = Field(500, ge=1)  # sessions changed per transaction
+    # Lease of the lock that lets one sweep act at a time (renewed while it runs): how long a sweeper that
+    # died holding it keeps the others waiting.
+    sweep_lock_seconds: float = Field(10.0, gt=0)
     stuck_pending_seconds: float = 30.0  # a `pending` message this old has lost its task: re-queue it
+    # Ended and expired sessions (with their messages and events) are deleted this many days after they
+    # closed; None keeps them forever.
+    retention_days: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _timeouts_fit(self) -> Settings:
+        if self.warning_threshold_minutes >= self.timeout_minutes:
+            raise ValueError("WARNING_THRESHOLD_MINUTES must be less than TIMEOUT_MINUTES")
+        if self.max_duration_minutes < self.timeout_minutes:
+            raise ValueError("MAX_DURATION_MINUTES must be at least TIMEOUT_MINUTES")
+        return self
+
+    @property
+    def timeout_minute(self) -> timedelta:
+        return timedelta(seconds=self.timeout_minute_seconds)
 
     @field_validator("api_key", "jwt_secret", "jwt_public_key", "jwt_private_key", mode="before")
     @classmethod

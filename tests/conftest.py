@@ -6,7 +6,6 @@ removes them at the end, so runs never see each other's data.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,18 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from sqlalchemy import create_engine, make_url, text
 
-from core.db import create_sync_engine
-from core.migrations import upgrade
-from core.services.agents import ensure_default_agent
-from core.settings import Settings
-from tests.support.openai_server import GOOD_KEY, WRONG_KEY, FakeOpenAI
-from tests.support.processes import Stack
+from tests.support.databases import REDIS_URL, prepare, scratch_postgres
+from tests.support.openai_server import FakeOpenAI
+from tests.support.processes import Stack, stack_env
 from tests.support.tokens import AUTH_ENV
-
-POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture(scope="session")
@@ -33,34 +25,16 @@ def run_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
-def _prepare(database_url: str) -> None:
-    upgrade(database_url)
-    engine = create_sync_engine(Settings(database_url=database_url))
-    with engine.begin() as conn:
-        ensure_default_agent(conn)
-    engine.dispose()
-
-
 @pytest.fixture(scope="session")
 def postgres_url(run_id: str) -> Iterator[str]:
-    name = f"as_test_{run_id}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    _prepare(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
-                     {"name": name})
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    with scratch_postgres(f"as_test_{run_id}") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'agent-sessions.db'}"
-    _prepare(url)
+    prepare(url)
     return url
 
 
@@ -77,12 +51,6 @@ def redis_prefix(run_id: str, redis_client: redis.Redis) -> Iterator[str]:
     yield prefix
     for key in redis_client.scan_iter(match=f"{prefix}*", count=1000):
         redis_client.delete(key)
-
-
-def stack_env(database_url: str, prefix: str, queue: str, **extra: str) -> dict[str, str]:
-    # The API keys of the local OpenAI-compatible server (`fake_openai`), named by test characters' apiKeyEnv.
-    return {"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "REDIS_PREFIX": prefix, "CELERY_QUEUE": queue,
-            "ENVIRONMENT": "test", "TEST_LLM_KEY": GOOD_KEY, "TEST_LLM_WRONG_KEY": WRONG_KEY, **extra}
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

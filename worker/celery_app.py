@@ -24,7 +24,9 @@ def create_celery_app(settings: Settings | None = None) -> Celery:
         accept_content=["json"],
         worker_hijack_root_logger=False,
         beat_schedule={
-            "sessions.sweep": {"task": "sessions.sweep", "schedule": settings.sweep_interval_seconds},
+            # A sweep still queued when the next is due is dropped: it would repeat the next one's work.
+            "sessions.sweep": {"task": "sessions.sweep", "schedule": settings.sweep_interval_seconds,
+                               "options": {"expires": settings.sweep_interval_seconds}},
         },
     )
     return app

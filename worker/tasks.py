@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import OperationalError
@@ -20,7 +22,6 @@ def process(session_id: str) -> int:
     return process_session(get_context(), uuid.UUID(session_id))
 
 
-@app.task(name="sessions.sweep", autoretry_for=TRANSIENT, max_retries=0)
-def sweep() -> dict[str, int]:
-    result = run_sweep(get_context(), lambda session_id: process.delay(str(session_id)))
-    return {"expired": result.expired, "requeued": result.requeued}
+@app.task(name="sessions.sweep")  # no retries: the next scheduled sweep is the retry
+def sweep() -> dict[str, Any]:
+    return asdict(run_sweep(get_context(), lambda session_id: process.delay(str(session_id))))

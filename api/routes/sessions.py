@@ -60,7 +60,7 @@ class SessionController(Controller):
 
     @get("/", summary="List sessions (a user token sees only its own)", responses=errors(*GUARDED))
     async def list_sessions(
-        self, uow: AsyncUnitOfWork, principal: Principal,
+        self, uow: AsyncUnitOfWork, resources: Resources, principal: Principal,
         user_id: Annotated[str | None, Parameter(query="userId", max_length=128)] = None,
         agent_id: Annotated[str | None, Parameter(query="agentId")] = None,
         status: StatusFilter = None,
@@ -68,14 +68,14 @@ class SessionController(Controller):
         limit: Annotated[int, Parameter(query="limit", ge=1, le=100)] = 50,
     ) -> SessionPage:
         agent = parse_uuid(agent_id, "agentId") if agent_id is not None else None
-        return await sessions.list_sessions(uow, utcnow(), owner=principal.owner, user_id=user_id, agent_id=agent,
-                                            status=status, cursor=cursor, limit=limit)
+        return await sessions.list_sessions(uow, resources.settings, utcnow(), owner=principal.owner, user_id=user_id,
+                                            agent_id=agent, status=status, cursor=cursor, limit=limit)
 
     @get("/health", summary="Service health", opt={"access": "health"}, responses=errors(401, 503),
          security=[{}])  # open unless PUBLIC_HEALTH=false
     async def health(self, uow: AsyncUnitOfWork, resources: Resources) -> Health:
-        return await check_health(uow, resources.redis, utcnow(), time.monotonic() - resources.started_at,
-                                  resources.hub.connected)
+        return await check_health(uow, resources.redis, resources.settings, utcnow(),
+                                  time.monotonic() - resources.started_at, resources.hub.connected)
 
     @get("/stats", summary="Conversation state aggregates for dashboards (a user token: its own sessions)",
          description="Sessions counted by current stage, sentiment and engagement, with average agent confidence "
@@ -94,15 +94,17 @@ class SessionController(Controller):
                                                      created_from=start, created_to=end, status=status)
 
     @get("/{session_id:str}", summary="Get a session", responses=errors(*GUARDED, 404))
-    async def get_session(self, session_id: SessionId, uow: AsyncUnitOfWork, principal: Principal) -> SessionPublic:
-        return await sessions.get_session(uow, parse_uuid(session_id, "sessionId"), utcnow(), owner=principal.owner)
+    async def get_session(self, session_id: SessionId, uow: AsyncUnitOfWork, resources: Resources,
+                          principal: Principal) -> SessionPublic:
+        return await sessions.get_session(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow(),
+                                          owner=principal.owner)
 
     @delete("/{session_id:str}", status_code=200, summary="End (archive) or purge a session", opt=WRITE,
             responses=errors(*GUARDED, 404))
-    async def end(self, session_id: SessionId, uow: AsyncUnitOfWork, principal: Principal,
+    async def end(self, session_id: SessionId, uow: AsyncUnitOfWork, resources: Resources, principal: Principal,
                   purge: Annotated[bool, Parameter(query="purge")] = False) -> dict[str, Any]:
-        return await sessions.end_session(uow, parse_uuid(session_id, "sessionId"), utcnow(), purge,
-                                          owner=principal.owner)
+        return await sessions.end_session(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow(),
+                                          purge, owner=principal.owner)
 
     @post("/{session_id:str}/messages", summary="Send a message and get the agent's reply", opt=WRITE,
           description="`transport: \"sse\"` (or `mode: \"stream\"`, or `Accept: text/event-stream`) answers "
@@ -125,6 +127,7 @@ class SessionController(Controller):
                      ) -> EventSourceResponse:
         sid = parse_uuid(session_id, "sessionId")
         await sessions.load_session(uow, sid, owner=principal.owner)  # another user's session: 404, as everywhere
+        await uow.commit()  # a read: give the connection (and SQLite's read lock) back before the endless stream
         feed = await follow_session(resources.events, resources.hub, sid,
                                     request.headers.get("last-event-id") or last_event_id)
         return sse_response(event_stream(feed), resources.settings)
@@ -145,27 +148,35 @@ class SessionController(Controller):
 
     @post("/{session_id:str}/pause", status_code=200, summary="Pause a session", opt=WRITE,
           responses=LIFECYCLE_ERRORS)
-    async def pause(self, session_id: SessionId, uow: AsyncUnitOfWork, principal: Principal) -> SessionPublic:
-        return await sessions.pause_session(uow, parse_uuid(session_id, "sessionId"), utcnow(), owner=principal.owner)
+    async def pause(self, session_id: SessionId, uow: AsyncUnitOfWork, resources: Resources,
+                    principal: Principal) -> SessionPublic:
+        return await sessions.pause_session(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow(),
+                                            owner=principal.owner)
 
     @post("/{session_id:str}/resume", status_code=200, summary="Resume a paused session", opt=WRITE,
           responses=LIFECYCLE_ERRORS)
-    async def resume(self, session_id: SessionId, uow: AsyncUnitOfWork, principal: Principal) -> SessionPublic:
-        return await sessions.resume_session(uow, parse_uuid(session_id, "sessionId"), utcnow(), owner=principal.owner)
+    async def resume(self, session_id: SessionId, uow: AsyncUnitOfWork, resources: Resources,
+                     principal: Principal) -> SessionPublic:
+        return await sessions.resume_session(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow(),
+                                             owner=principal.owner)
 
     @post("/{session_id:str}/renew", status_code=200, summary="Renew a session's timeout", opt=WRITE,
           responses=LIFECYCLE_ERRORS)
-    async def renew(self, session_id: SessionId, uow: AsyncUnitOfWork, principal: Principal) -> SessionPublic:
-        return await sessions.renew_session(uow, parse_uuid(session_id, "sessionId"), utcnow(), owner=principal.owner)
+    async def renew(self, session_id: SessionId, uow: AsyncUnitOfWork, resources: Resources,
+                    principal: Principal) -> SessionPublic:
+        return await sessions.renew_session(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow(),
+                                            owner=principal.owner)
 
     @post("/{session_id:str}/heartbeat", status_code=200, summary="Record activity without a message", opt=WRITE,
           responses=LIFECYCLE_ERRORS)
-    async def heartbeat(self, session_id: SessionId, uow: AsyncUnitOfWork, principal: Principal) -> SessionPublic:
-        return await sessions.heartbeat(uow, parse_uuid(session_id, "sessionId"), utcnow(), owner=principal.owner)
+    async def heartbeat(self, session_id: SessionId, uow: AsyncUnitOfWork, resources: Resources,
+                        principal: Principal) -> SessionPublic:
+        return await sessions.heartbeat(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow(),
+                                        owner=principal.owner)
 
     @patch("/{session_id:str}/timeout", summary="Change the timeout config (merged with the current one)", opt=WRITE,
            responses=LIFECYCLE_ERRORS)
     async def update_timeout(self, session_id: SessionId, data: TimeoutConfigUpdate, uow: AsyncUnitOfWork,
-                             principal: Principal) -> SessionPublic:
-        return await sessions.update_timeout(uow, parse_uuid(session_id, "sessionId"), utcnow(), data,
-                                             owner=principal.owner)
+                             resources: Resources, principal: Principal) -> SessionPublic:
+        return await sessions.update_timeout(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow(),
+                                             data, owner=principal.owner)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 
 import redis.asyncio as aredis
@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 
 from core.models import sessions_table
 from core.schemas import ComponentHealth, Health
+from core.settings import Settings
 from core.uow import AsyncUnitOfWork
 
 S = sessions_table.c
-EXPIRING_SOON = timedelta(minutes=5)
 
 
 def _version() -> str:
@@ -22,15 +22,17 @@ def _version() -> str:
         return "unknown"
 
 
-async def check_health(uow: AsyncUnitOfWork, client: aredis.Redis, now: datetime, uptime: float,
-                       events_connected: bool) -> Health:
+async def check_health(uow: AsyncUnitOfWork, client: aredis.Redis, settings: Settings, now: datetime,
+                       uptime: float, events_connected: bool) -> Health:
     components: dict[str, ComponentHealth] = {}
     active = expiring = 0
+    # "Soon" is the global warning threshold (5 minutes unless configured).
+    soon = now + settings.warning_threshold_minutes * settings.timeout_minute
     started = time.perf_counter()
     try:
         active = await uow.scalar(select(func.count()).where(S.status == "active", S.expires_at > now)) or 0
         expiring = await uow.scalar(select(func.count()).where(
-            S.status == "active", S.expires_at > now, S.expires_at <= now + EXPIRING_SOON)) or 0
+            S.status == "active", S.expires_at > now, S.expires_at <= soon)) or 0
         components["database"] = ComponentHealth(status="up", latency_ms=_ms(started))
     except Exception as exc:  # health reports failures, it does not raise them
         components["database"] = ComponentHealth(status="down", error=type(exc).__name__)

@@ -50,16 +50,15 @@ async def submit_message(uow: AsyncUnitOfWork, settings: Settings, session_id: u
         metadata["attachments"] = check_attachments(data.attachments, settings)
     row = await load_session(uow, session_id, owner=owner, for_update=True)
     if idempotency_key is not None:
-        retry = await _find_retry(uow, row, idempotency_key, fingerprint, now)
+        retry = await _find_retry(uow, settings, row, idempotency_key, fingerprint, now)
         if retry is not None:
             return retry  # a retry returns the first result and costs no rate-limit quota
     ensure_open(row, now)
     await limiter.message(row.id, row.user_id)
-    expires_at, renewal_count = row.expires_at, row.renewal_count
-    if row.auto_renew:
-        renewed = timeouts.renewed_expiry(row.created_at, now, timeouts.config_of(row))
-        if renewed > expires_at:
-            expires_at, renewal_count = renewed, renewal_count + 1
+    config = timeouts.config_of(row)
+    # Past the maximum duration the renewal is refused but the message still goes through; the
+    # session status in the answer says so.
+    renewal = timeouts.renew_on_activity(row.created_at, row.expires_at, now, config, settings.timeout_minute)
     message = {
         "id": uuid.uuid4(), "session_id": row.id, "seq": row.next_seq + 1, "role": "user",
         "author_id": row.user_id, "content": content, "metadata": metadata, "status": "pending",
@@ -67,23 +66,24 @@ async def submit_message(uow: AsyncUnitOfWork, settings: Settings, session_id: u
         "request_hash": fingerprint if idempotency_key else None,
     }
     await uow.execute(insert(messages_table).values(message))
-    renewal = {"expires_at": expires_at, "renewal_count": renewal_count}
-    if renewal_count != row.renewal_count:
-        renewal["warned_at"] = None  # a new idle window earns a new expiry warning
+    renewed: dict[str, Any] = {}
+    if renewal.renewed:
+        renewed = {"renewal_count": row.renewal_count + 1,
+                   **timeouts.expiry_values(renewal.expires_at, config, settings.timeout_minute)}
     await uow.execute(update(sessions_table).where(sessions_table.c.id == row.id).values(
         next_seq=message["seq"], event_seq=row.event_seq + 1, message_count=row.message_count + 1,
-        last_activity_at=now, **renewal))
+        last_activity_at=now, **renewed))
     public = MessagePublic(**{**message, "is_agent": False, "reply_to": None})
     created = Event(session_id=row.id, seq=row.event_seq + 1, type="message.created",
                     data={"message": public_json(public)}, created_at=now)
     uow.emit(created)
     uow.process_session_after_commit(row.id)
-    updated = SimpleNamespace(**{**row._mapping, "last_activity_at": now, **renewal})
+    updated = SimpleNamespace(**{**row._mapping, "last_activity_at": now, **renewed})
     return Submission(user_message=public, created=True, created_event=created.envelope(),
-                      session_status=session_status(updated, now, renewal_count != row.renewal_count))
+                      session_status=session_status(updated, now, settings.timeout_minute, renewal))
 
 
-async def _find_retry(uow: AsyncUnitOfWork, session: Any, key: str, fingerprint: str,
+async def _find_retry(uow: AsyncUnitOfWork, settings: Settings, session: Any, key: str, fingerprint: str,
                       now: datetime) -> Submission | None:
     first = (await uow.execute(select(messages_table).where(
         M.session_id == session.id, M.idempotency_key == key))).first()
@@ -93,7 +93,8 @@ async def _find_retry(uow: AsyncUnitOfWork, session: Any, key: str, fingerprint:
         raise IdempotencyKeyReused("this Idempotency-Key was used with a different request body",
                                    messageId=str(first.id))
     reply = (await uow.execute(select(messages_table).where(M.reply_to == first.id))).first()
-    return Submission(user_message=message_public(first), session_status=session_status(session, now, False),
+    return Submission(user_message=message_public(first),
+                      session_status=session_status(session, now, settings.timeout_minute),
                       created=False, created_event=await _created_event(uow, first),
                       reply=message_public(reply) if reply is not None else None)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
@@ -28,6 +28,7 @@ from core.schemas import (
     SessionPublic,
     SessionStats,
     SessionStatus,
+    SessionWarning,
     TimeoutConfigUpdate,
 )
 from core.ratelimit import RateLimiter
@@ -40,24 +41,33 @@ from core.validation import check_metadata
 S = sessions_table.c
 
 
-def session_public(row: Any, now: datetime) -> SessionPublic:
+def session_public(row: Any, now: datetime, minute: timedelta) -> SessionPublic:
     status = timeouts.effective_status(row.status, row.expires_at, now)
-    live = status in ("active", "paused")
+    live = status in timeouts.LIVE_STATUSES
     return SessionPublic(
         session_id=row.id, channel_id=row.id, agent_id=row.agent_id, user_id=row.user_id, status=status,
         metadata=row.metadata, created_at=row.created_at, last_activity=row.last_activity_at,
         expires_at=row.expires_at, ended_at=row.ended_at, end_reason=row.end_reason,
         timeout_config=timeouts.config_of(row), renewal_count=row.renewal_count,
         time_remaining=timeouts.time_remaining_ms(row.expires_at, now) if live else 0,
-        is_near_expiration=live and timeouts.is_near_expiration(row.expires_at, now, row.warning_threshold_minutes),
+        is_near_expiration=live and timeouts.is_near_expiration(row.expires_at, now, row.warning_threshold_minutes,
+                                                                minute),
         message_count=row.message_count, state=public_state(row.state or None),
     )
 
 
-def session_status(row: Any, now: datetime, was_renewed: bool) -> SessionStatus:
-    public = session_public(row, now)
+def session_status(row: Any, now: datetime, minute: timedelta,
+                   renewal: timeouts.Renewal | None = None) -> SessionStatus:
+    """The session's status after an exchange; `renewal` says what the message did to its expiry."""
+    public = session_public(row, now, minute)
+    blocked = renewal is not None and renewal.blocked
+    warning = SessionWarning(
+        code=MaxDurationReached.code, message=(
+            f"auto-renewal cannot extend this session past its maximum duration of {row.max_duration_minutes} "
+            "minutes; it will expire at expiresAt whatever the activity")) if blocked else None
     return SessionStatus(status=public.status, expires_at=public.expires_at, time_remaining=public.time_remaining,
-                         renewal_count=public.renewal_count, was_renewed=was_renewed,
+                         renewal_count=public.renewal_count, was_renewed=renewal is not None and renewal.renewed,
+                         renewal_blocked=blocked, warning=warning,
                          is_near_expiration=public.is_near_expiration, state=public.state)
 
 
@@ -98,24 +108,25 @@ async def create_session(uow: AsyncUnitOfWork, settings: Settings, data: Session
         if existing is not None:
             if existing.request_hash != fingerprint:
                 raise IdempotencyKeyReused("this Idempotency-Key was used with a different request body")
-            return session_public(existing, now)
+            return session_public(existing, now, settings.timeout_minute)
     agent = await get_agent_row(uow, data.agent_id)
     await limiter.session_created(data.user_id)
-    config = timeouts.merge(timeouts.default_config(settings, agent.settings), data.timeout_config)
+    config = timeouts.resolve(settings, agent.settings, data.timeout_config)
+    expires_at = timeouts.renewed_expiry(now, now, config, settings.timeout_minute)
     values = {
         "id": uuid.uuid4(), "agent_id": agent.id, "user_id": data.user_id, "status": "active",
         "metadata": metadata, **config.model_dump(), "created_at": now, "last_activity_at": now,
-        "expires_at": timeouts.renewed_expiry(now, now, config), "renewal_count": 0, "message_count": 0,
-        "state": {}, "agent_state": {}, "next_seq": 0, "event_seq": 0,
+        **timeouts.expiry_values(expires_at, config, settings.timeout_minute), "renewal_count": 0,
+        "message_count": 0, "state": {}, "agent_state": {}, "next_seq": 0, "event_seq": 0,
         "idempotency_key": idempotency_key, "request_hash": fingerprint if idempotency_key else None,
     }
     await uow.execute(insert(sessions_table).values(values))
-    return session_public(await load_session(uow, values["id"], owner=owner), now)
+    return session_public(await load_session(uow, values["id"], owner=owner), now, settings.timeout_minute)
 
 
-async def get_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime,
-                      *, owner: str | None) -> SessionPublic:
-    return session_public(await load_session(uow, session_id, owner=owner), now)
+async def get_session(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID,
+                      now: datetime, *, owner: str | None) -> SessionPublic:
+    return session_public(await load_session(uow, session_id, owner=owner), now, settings.timeout_minute)
 
 
 def _encode_cursor(row: Any) -> str:
@@ -130,8 +141,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise InvalidPagination("cursor is not one this API returned", field="cursor") from None
 
 
-async def list_sessions(uow: AsyncUnitOfWork, now: datetime, *, owner: str | None, user_id: str | None,
-                        agent_id: uuid.UUID | None, status: str | None, cursor: str | None, limit: int) -> SessionPage:
+async def list_sessions(uow: AsyncUnitOfWork, settings: Settings, now: datetime, *, owner: str | None,
+                        user_id: str | None, agent_id: uuid.UUID | None, status: str | None, cursor: str | None,
+                        limit: int) -> SessionPage:
     filters = [] if owner is None else [S.user_id == owner]
     if user_id is not None:
         filters.append(S.user_id == user_id)
@@ -148,7 +160,7 @@ async def list_sessions(uow: AsyncUnitOfWork, now: datetime, *, owner: str | Non
                                    .order_by(S.created_at.desc(), S.id.desc()).limit(limit + 1))).all()
     page = rows[:limit]
     return SessionPage(
-        sessions=[session_public(row, now) for row in page], has_more=len(rows) > limit,
+        sessions=[session_public(row, now, settings.timeout_minute) for row in page], has_more=len(rows) > limit,
         next_cursor=_encode_cursor(page[-1]) if len(rows) > limit else None,
         stats=SessionStats(total=sum(counts.values()), by_status=counts),
     )
@@ -158,88 +170,97 @@ def public_json(model: Any) -> dict[str, Any]:
     return model.model_dump(mode="json", by_alias=True)
 
 
-async def _change(uow: AsyncUnitOfWork, row: Any, now: datetime, kind: str | None, **values: Any) -> SessionPublic:
+async def _change(uow: AsyncUnitOfWork, settings: Settings, row: Any, now: datetime, kind: str | None,
+                  **values: Any) -> SessionPublic:
     """Update the session and, when `kind` is given, record that lifecycle event with its new state."""
     if kind is not None:
         values["event_seq"] = row.event_seq + 1
     await uow.execute(update(sessions_table).where(S.id == row.id).values(**values))
-    public = session_public(await load_session(uow, row.id, owner=None), now)  # `row` was loaded for its owner
+    # `row` was already loaded for its owner.
+    public = session_public(await load_session(uow, row.id, owner=None), now, settings.timeout_minute)
     if kind is not None:
         uow.emit(Event(session_id=row.id, seq=values["event_seq"], type=kind,
                        data={"session": public_json(public)}, created_at=now))
     return public
 
 
-async def end_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime, purge: bool,
-                      *, owner: str | None) -> dict[str, Any]:
+async def end_session(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID, now: datetime,
+                      purge: bool, *, owner: str | None) -> dict[str, Any]:
     row = await load_session(uow, session_id, owner=owner, for_update=True)
     if purge:
         await uow.execute(delete(sessions_table).where(S.id == row.id))
         return {"success": True, "sessionId": str(row.id), "status": "purged", "purged": True}
     status = timeouts.effective_status(row.status, row.expires_at, now)
-    if status in ("active", "paused"):
-        await _change(uow, row, now, "session.ended", status="ended", ended_at=now, end_reason="ended_by_client")
+    if status in timeouts.LIVE_STATUSES:
+        await _change(uow, settings, row, now, "session.ended", status="ended", ended_at=now,
+                      end_reason="ended_by_client", warn_at=None)
         status = "ended"
     return {"success": True, "sessionId": str(row.id), "status": status, "purged": False}
 
 
-async def pause_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime,
-                        *, owner: str | None) -> SessionPublic:
+async def pause_session(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID,
+                        now: datetime, *, owner: str | None) -> SessionPublic:
     row = await load_session(uow, session_id, owner=owner, for_update=True)
     ensure_open(row, now)
     # While paused only the maximum duration runs: the idle clock stops.
-    deadline = timeouts.hard_deadline(row.created_at, timeouts.config_of(row))
-    return await _change(uow, row, now, "session.paused", status="paused", paused_at=now, expires_at=deadline)
+    config = timeouts.config_of(row)
+    deadline = timeouts.hard_deadline(row.created_at, config, settings.timeout_minute)
+    return await _change(uow, settings, row, now, "session.paused", status="paused", paused_at=now,
+                         **timeouts.expiry_values(deadline, config, settings.timeout_minute))
 
 
-async def resume_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime,
-                         *, owner: str | None) -> SessionPublic:
+async def resume_session(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID,
+                         now: datetime, *, owner: str | None) -> SessionPublic:
     row = await load_session(uow, session_id, owner=owner, for_update=True)
     ensure_open(row, now, allow_paused=True)
     if row.status != "paused":
         raise SessionNotPaused(f"session {row.id} is not paused", sessionId=str(row.id))
-    expires_at = timeouts.renewed_expiry(row.created_at, now, timeouts.config_of(row))
-    return await _change(uow, row, now, "session.resumed", status="active", paused_at=None, warned_at=None,
-                         last_activity_at=now, expires_at=expires_at)
+    config = timeouts.config_of(row)
+    expires_at = timeouts.renewed_expiry(row.created_at, now, config, settings.timeout_minute)
+    return await _change(uow, settings, row, now, "session.resumed", status="active", paused_at=None,
+                         last_activity_at=now, **timeouts.expiry_values(expires_at, config, settings.timeout_minute))
 
 
-async def renew_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime,
-                        *, owner: str | None) -> SessionPublic:
+async def renew_session(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID,
+                        now: datetime, *, owner: str | None) -> SessionPublic:
     row = await load_session(uow, session_id, owner=owner, for_update=True)
     ensure_open(row, now)
-    expires_at = timeouts.renewed_expiry(row.created_at, now, timeouts.config_of(row))
+    config = timeouts.config_of(row)
+    expires_at = timeouts.renewed_expiry(row.created_at, now, config, settings.timeout_minute)
     if expires_at <= row.expires_at:
         raise MaxDurationReached("the session reached its maximum duration and cannot be renewed further",
-                                 sessionId=str(row.id), expiresAt=str(row.expires_at))
-    return await _change(uow, row, now, "session.renewed", expires_at=expires_at, last_activity_at=now,
-                         renewal_count=row.renewal_count + 1, warned_at=None)
+                                 sessionId=str(row.id), expiresAt=str(row.expires_at),
+                                 maxDurationMinutes=row.max_duration_minutes)
+    return await _change(uow, settings, row, now, "session.renewed", last_activity_at=now,
+                         renewal_count=row.renewal_count + 1,
+                         **timeouts.expiry_values(expires_at, config, settings.timeout_minute))
 
 
-async def heartbeat(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime, *, owner: str | None) -> SessionPublic:
+async def heartbeat(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID, now: datetime,
+                    *, owner: str | None) -> SessionPublic:
     """Activity without a message: renews when the session auto-renews, never fails at max duration."""
     row = await load_session(uow, session_id, owner=owner, for_update=True)
     ensure_open(row, now)
-    if not row.auto_renew:
-        return await _change(uow, row, now, None, last_activity_at=now)
-    expires_at = timeouts.renewed_expiry(row.created_at, now, timeouts.config_of(row))
-    if expires_at <= row.expires_at:
-        return await _change(uow, row, now, None, last_activity_at=now)
-    return await _change(uow, row, now, "session.renewed", expires_at=expires_at, last_activity_at=now,
-                         renewal_count=row.renewal_count + 1, warned_at=None)
+    config = timeouts.config_of(row)
+    renewal = timeouts.renew_on_activity(row.created_at, row.expires_at, now, config, settings.timeout_minute)
+    if not renewal.renewed:
+        return await _change(uow, settings, row, now, None, last_activity_at=now)
+    return await _change(uow, settings, row, now, "session.renewed", last_activity_at=now,
+                         renewal_count=row.renewal_count + 1,
+                         **timeouts.expiry_values(renewal.expires_at, config, settings.timeout_minute))
 
 
-async def update_timeout(uow: AsyncUnitOfWork, session_id: uuid.UUID, now: datetime,
+async def update_timeout(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID, now: datetime,
                          update_: TimeoutConfigUpdate, *, owner: str | None) -> SessionPublic:
     row = await load_session(uow, session_id, owner=owner, for_update=True)
     ensure_open(row, now, allow_paused=True)
     config = timeouts.merge(timeouts.config_of(row), update_)  # merges with the session's current config
-    values: dict[str, Any] = config.model_dump()
     if row.status == "active":
-        values["expires_at"] = timeouts.renewed_expiry(row.created_at, now, config)
-        values["warned_at"] = None
+        expires_at = timeouts.renewed_expiry(row.created_at, now, config, settings.timeout_minute)
     else:
-        values["expires_at"] = timeouts.hard_deadline(row.created_at, config)
-    return await _change(uow, row, now, None, **values)
+        expires_at = timeouts.hard_deadline(row.created_at, config, settings.timeout_minute)
+    return await _change(uow, settings, row, now, None, **config.model_dump(),
+                         **timeouts.expiry_values(expires_at, config, settings.timeout_minute))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from core.settings import Settings
-from tests.conftest import REDIS_URL
+from tests.support.databases import REDIS_URL
 from tests.support.tokens import SERVER, SERVER_KEY
 
 HEALTH = "/api/messaging/sessions/health"

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import stack_env
+from tests.support.processes import stack_env
 from tests.support.factories import create_session, send_message
 from tests.support.processes import Stack
 

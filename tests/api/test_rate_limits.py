@@ -10,9 +10,8 @@ import httpx
 import pytest
 
 from core.models import DEFAULT_AGENT_ID
-from tests.conftest import stack_env
 from tests.support.factories import SESSIONS, unique_user
-from tests.support.processes import Stack, free_port, wait_until
+from tests.support.processes import Stack, free_port, stack_env, wait_until
 
 WINDOW_SECONDS = 2
 PER_SESSION, PER_USER, SESSIONS_PER_USER = 4, 6, 3

@@ -18,10 +18,12 @@ FULL = [
     ["bench_history.py"],
     ["bench_analysis.py"],
     ["bench_coldstart.py"],
+    ["bench_sweep.py"],
 ]
 QUICK = {"bench_roundtrip.py": ["--messages", "100"], "bench_throughput.py": ["--seconds", "4"],
          "bench_calls.py": ["--messages", "50"], "bench_history.py": ["--repeat", "50"],
-         "bench_coldstart.py": ["--runs", "1"]}
+         "bench_coldstart.py": ["--runs", "1"],
+         "bench_sweep.py": ["--due", "2000", "--small", "20000", "--large", "200000", "--runs", "1"]}
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from core.bus import Keys
 from core.errors import RateLimited
 from core.ratelimit import RateLimiter
 from core.settings import Settings
-from tests.conftest import REDIS_URL
+from tests.support.databases import REDIS_URL
 
 
 def run_with_limiter(prefix: str, scenario: Callable[[RateLimiter], Awaitable[Any]], **values: Any) -> Any:

@@ -14,11 +14,23 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.databases import REDIS_URL
+from tests.support.openai_server import GOOD_KEY, WRONG_KEY
+
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def stack_env(database_url: str, prefix: str, queue: str, **extra: str) -> dict[str, str]:
+    """The environment of a stack's processes: its database, its Redis namespace and queue, any settings.
+
+    Also the API keys of the local OpenAI-compatible server (`fake_openai`), named by test characters' apiKeyEnv.
+    """
+    return {"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "REDIS_PREFIX": prefix, "CELERY_QUEUE": queue,
+            "ENVIRONMENT": "test", "TEST_LLM_KEY": GOOD_KEY, "TEST_LLM_WRONG_KEY": WRONG_KEY, **extra}
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
@@ -50,6 +62,10 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to finish or hand anything back."""
+        self.stop(signal.SIGKILL)
 
     def log_tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
