@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import logging
-
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
@@ -9,20 +7,24 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.pydantic import PydanticPlugin
 
 from api.errors import EXCEPTION_HANDLERS
+from api.observability import RequestContextMiddleware
 from api.resources import lifespan, provide_resources, provide_uow
 from api.routes.agents import AgentController
 from api.routes.sessions import SessionController
+from core.logs import configure_logging
 from core.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     return Litestar(
         route_handlers=[SessionController, AgentController],
         lifespan=[lifespan(settings)],
         dependencies={"resources": Provide(provide_resources, sync_to_thread=False), "uow": Provide(provide_uow)},
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[RequestContextMiddleware()],
+        logging_config=None,  # ours (core.logs), not Litestar's default handlers
         plugins=[PydanticPlugin(prefer_alias=True)],
         openapi_config=OpenAPIConfig(title="Agent Sessions", version="0.1.0",
                                      description="Persistent, stateful chat sessions with AI agents."),

@@ -11,6 +11,7 @@ from litestar import Response
 
 from api.errors import error_response
 from api.resources import Resources
+from core import logs
 from core.bus import Subscription
 from core.clock import utcnow
 from core.schemas import AcceptedPublic, MessageCreate, MessagePublic, ReplyPublic, SessionStatus
@@ -46,6 +47,7 @@ async def send(uow: AsyncUnitOfWork, resources: Resources, session_id: uuid.UUID
     # Listen before committing: the reply cannot be published before we are ready to hear it.
     async with resources.hub.subscribe(session_id) as subscription:
         submission = await submit_message(uow, resources.settings, session_id, data, utcnow(), key, fingerprint)
+        logs.bind(message_id=submission.user_message.id)
         await uow.commit()
         committed = time.perf_counter()
         timings: dict[str, Any] = {"acceptMs": _ms(started, committed)}

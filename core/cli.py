@@ -14,6 +14,7 @@ from pathlib import Path
 
 import typer
 
+from core.logs import configure_logging
 from core.settings import get_settings
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -27,6 +28,7 @@ def migrate() -> None:
     from core.services.agents import ensure_default_agent
 
     settings = get_settings()
+    configure_logging(settings)
     upgrade(settings.sync_database_url)
     engine = create_sync_engine(settings)
     with engine.begin() as conn:
@@ -42,8 +44,9 @@ def api(host: str = typer.Option(None, help="Defaults to HOST"), port: int = typ
     import uvicorn
 
     settings = get_settings()
+    # log_config=None: uvicorn's loggers go through ours (configured by create_app), not its own formatters.
     uvicorn.run("api.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
-                workers=workers, log_level="warning", access_log=False, lifespan="on")
+                workers=workers, log_level="warning", log_config=None, access_log=False, lifespan="on")
 
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -71,7 +74,9 @@ def beat(loglevel: str = "info") -> None:
 def dev(port: int = typer.Option(None, help="Defaults to PORT (3000)"), concurrency: int = 4) -> None:
     """Everything in one command: SQLite, an embedded Redis, the API, a worker and the beat."""
     settings = get_settings()
+    configure_logging(settings)
     env = dict(os.environ)
+    env.setdefault("ENVIRONMENT", "dev")  # readable logs from the children unless told otherwise
     port = port or settings.port
     children: list[subprocess.Popen[bytes]] = []
     if not settings.redis_url:

@@ -5,7 +5,6 @@ Plain synchronous code (sync SQLAlchemy, sync redis), called by the Celery task 
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -14,12 +13,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import redis
+import structlog
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.agents import build_agent
 from core.agents.base import AgentContext, AgentFailure, AgentReply, HistoryItem
 from core.analysis import analyze_exchange, public_state
+from core import logs
 from core.bus import Event, EventPublisher, Keys
 from core.clock import utcnow
 from core.locks import SessionLock
@@ -28,7 +29,7 @@ from core.services.messages import message_public
 from core.services.sessions import public_json, session_status
 from core.settings import Settings
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 M = messages_table.c
 S = sessions_table.c
 # A message whose processing killed its worker this many times is failed rather than retried forever.
@@ -85,6 +86,7 @@ def _drain(ctx: WorkerContext, session_id: uuid.UUID, lock: SessionLock) -> int:
         job = _claim_next(ctx, session_id)
         if job is None:
             return settled
+        logs.bind(message_id=job.message.id)
         if job.session.status not in ("active", "paused"):
             _store_failure(ctx, job, "SESSION_CLOSED", "the session closed before this message was answered")
         elif job.message.attempts >= MAX_DELIVERIES:
@@ -142,10 +144,10 @@ def _run_agent(ctx: WorkerContext, job: Job) -> AgentReply | str:
         except AgentFailure as failure:
             if not failure.transient or attempt == ctx.settings.agent_attempts:
                 return failure.reason
-            log.warning("agent failed (attempt %s), retrying: %s", attempt, failure.reason)
+            log.warning("agent failed, retrying", attempt=attempt, reason=failure.reason)
             time.sleep(ctx.settings.agent_retry_backoff_seconds * 2 ** (attempt - 1))
         except Exception as exc:  # a bug in an agent must fail one message, not the worker
-            log.exception("agent crashed on message %s", job.message.id)
+            log.exception("agent crashed")
             return f"the agent raised {type(exc).__name__}: {exc}"
     raise AssertionError("unreachable")
 
@@ -216,6 +218,7 @@ def _store_reply(ctx: WorkerContext, job: Job, reply: AgentReply, agent_ms: floa
         ]
         conn.execute(insert(events_table), [event.row() for event in events])
     ctx.publisher.publish(events)
+    log.info("reply stored", reply_id=str(values["id"]), agent_ms=round(agent_ms, 2), db_ms=round(db_ms, 2))
 
 
 def _store_failure(ctx: WorkerContext, job: Job, code: str, reason: str) -> None:
@@ -233,3 +236,4 @@ def _store_failure(ctx: WorkerContext, job: Job, code: str, reason: str) -> None
                             "error": {"code": code, "message": reason}})
         conn.execute(insert(events_table).values(event.row()))
     ctx.publisher.publish([event])
+    log.warning("message failed", code=code, reason=reason)

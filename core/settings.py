@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 3000
     environment: str = "production"
+    # Logs: JSON lines, or readable console output; "auto" picks console when ENVIRONMENT is dev.
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
     cors_origins: list[str] = ["http://localhost:3000", "http://127.0.0.1:3000"]
 
     # How long a blocking POST waits for the reply before answering 202.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import socket
@@ -11,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -78,9 +81,9 @@ class Stack:
         wait_until(lambda: self._healthy(service), 30, "the API to answer /health")
         return service
 
-    def start_worker(self, concurrency: int = 4, pool: str = "threads") -> Service:
+    def start_worker(self, concurrency: int = 4, pool: str = "threads", loglevel: str = "info") -> Service:
         return self._spawn("worker", "worker", "--pool", pool, "--concurrency", str(concurrency), "--loglevel",
-                           "warning")
+                           loglevel)
 
     def start_beat(self) -> Service:
         return self._spawn("beat", "beat", "--loglevel", "warning")
@@ -96,6 +99,17 @@ class Stack:
     def stop(self) -> None:
         for service in reversed(self.services):
             service.stop()
+
+    def log_records(self, name: str) -> list[dict[str, Any]]:
+        """The JSON log lines written so far by the services called `name` (other lines skipped)."""
+        records = []
+        for service in self.services:
+            if service.name == name and service.log_path.exists():
+                for line in service.log_path.read_text(errors="replace").splitlines():
+                    if line.startswith("{"):
+                        with contextlib.suppress(ValueError):
+                            records.append(json.loads(line))
+        return records
 
     def logs(self) -> str:
         return "\n".join(f"--- {service.name} ---\n{service.log_tail()}" for service in self.services)
