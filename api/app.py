@@ -7,9 +7,11 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.pydantic import PydanticPlugin
 
 from api.errors import EXCEPTION_HANDLERS
+from api.metrics import ApiMetrics
 from api.observability import RequestContextMiddleware
 from api.resources import lifespan, provide_resources, provide_uow
 from api.routes.agents import AgentController
+from api.routes.metrics import serve_metrics
 from api.routes.sessions import SessionController
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
@@ -18,12 +20,13 @@ from core.settings import Settings, get_settings
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings)
+    metrics = ApiMetrics()
     return Litestar(
-        route_handlers=[SessionController, AgentController],
-        lifespan=[lifespan(settings)],
+        route_handlers=[SessionController, AgentController, serve_metrics],
+        lifespan=[lifespan(settings, metrics)],
         dependencies={"resources": Provide(provide_resources, sync_to_thread=False), "uow": Provide(provide_uow)},
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[RequestContextMiddleware()],
+        middleware=[RequestContextMiddleware(metrics)],
         logging_config=None,  # ours (core.logs), not Litestar's default handlers
         plugins=[PydanticPlugin(prefer_alias=True)],
         openapi_config=OpenAPIConfig(title="Agent Sessions", version="0.1.0",

@@ -1,5 +1,6 @@
 """Per-request context: a request id (the caller's `X-Request-ID` or a new one) bound to every log line of
-the request, echoed in the response, and handed to the worker with the tasks the request enqueues."""
+the request, echoed in the response, and handed to the worker with the tasks the request enqueues; and the
+request's latency, by route template and status, for `/metrics`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.metrics import ApiMetrics
 from core import logs
 
 REQUEST_ID_HTTP_HEADER = "x-request-id"
@@ -25,6 +27,9 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 class RequestContextMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
+
+    def __init__(self, metrics: ApiMetrics) -> None:
+        self.metrics = metrics
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         started = time.perf_counter()
@@ -44,6 +49,9 @@ class RequestContextMiddleware(ASGIMiddleware):
         try:
             await next_app(scope, receive, send_with_id)
         finally:
-            log.info("request", method=scope["method"], route=scope.get("path_template", scope["path"]),
-                     status=status, duration_ms=round((time.perf_counter() - started) * 1000, 2))
+            seconds = time.perf_counter() - started
+            route = scope.get("path_template") or scope["path"]
+            self.metrics.observe_request(scope["method"], route, status, seconds)
+            log.info("request", method=scope["method"], route=route, status=status,
+                     duration_ms=round(seconds * 1000, 2))
             logs.clear()

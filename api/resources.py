@@ -12,6 +12,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.metrics import ApiMetrics
 from core.bus import AsyncEventPublisher, EventHub, Keys
 from core.db import create_async_db_engine
 from core.settings import Settings
@@ -28,10 +29,11 @@ class Resources:
     publisher: AsyncEventPublisher
     tasks: AsyncTaskSender
     hub: EventHub
+    metrics: ApiMetrics
     started_at: float
 
     @classmethod
-    async def open(cls, settings: Settings) -> Resources:
+    async def open(cls, settings: Settings, metrics: ApiMetrics) -> Resources:
         if not settings.redis_url:
             raise RuntimeError("REDIS_URL is not set (`agent-sessions dev` starts an embedded Redis for you)")
         client = aredis.Redis.from_url(settings.redis_url, health_check_interval=30)
@@ -40,7 +42,7 @@ class Resources:
         resources = cls(settings=settings, engine=create_async_db_engine(settings), redis=client, keys=keys,
                         publisher=AsyncEventPublisher(client, keys, settings.event_stream_maxlen),
                         tasks=AsyncTaskSender(client, keys, settings.celery_queue), hub=hub,
-                        started_at=time.monotonic())
+                        metrics=metrics, started_at=time.monotonic())
         await hub.start()
         return resources
 
@@ -53,10 +55,10 @@ class Resources:
         return AsyncUnitOfWork(self.engine, self.publisher, self.tasks)
 
 
-def lifespan(settings: Settings):  # type: ignore[no-untyped-def]
+def lifespan(settings: Settings, metrics: ApiMetrics):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def open_resources(app: Litestar) -> AsyncGenerator[None]:
-        app.state.resources = await Resources.open(settings)
+        app.state.resources = await Resources.open(settings, metrics)
         try:
             yield
         finally:

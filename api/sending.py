@@ -60,7 +60,8 @@ async def send(uow: AsyncUnitOfWork, resources: Resources, session_id: uuid.UUID
             return _accepted(submission, debug, timings)
         else:
             deadline = started + resources.settings.reply_wait_seconds
-            outcome = await _wait_for_outcome(subscription, submission.user_message.id, deadline)
+            with resources.metrics.waiting():
+                outcome = await _wait_for_outcome(subscription, submission.user_message.id, deadline)
     if outcome is None:  # events lost or late: ask the database once
         outcome = await _stored_outcome(uow, submission.user_message.id)
     timings["waitMs"] = _ms(committed, time.perf_counter())

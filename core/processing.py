@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from core.agents import build_agent
 from core.agents.base import AgentContext, AgentFailure, AgentReply, HistoryItem
 from core.analysis import analyze_exchange, public_state
-from core import logs
+from core import logs, metrics
 from core.bus import Event, EventPublisher, Keys
 from core.clock import utcnow
 from core.locks import SessionLock
@@ -95,6 +95,7 @@ def _drain(ctx: WorkerContext, session_id: uuid.UUID, lock: SessionLock) -> int:
             started = time.perf_counter()
             outcome = _run_agent(ctx, job)
             agent_ms = (time.perf_counter() - started) * 1000
+            metrics.AGENT_DURATION.labels(job.provider).observe(agent_ms / 1000)
             if isinstance(outcome, AgentReply):
                 _store_reply(ctx, job, outcome, agent_ms)
             else:
@@ -125,6 +126,8 @@ def _claim_next(ctx: WorkerContext, session_id: uuid.UUID) -> Job | None:
             M.session_id == session_id, M.seq < message.seq, M.status == "completed",
         ).order_by(M.seq.desc()).limit(ctx.settings.history_window)).all()
     history = tuple(HistoryItem(role=row.role, content=row.content) for row in reversed(earlier))
+    if message.status == "pending":  # a first claim: how long it queued
+        metrics.QUEUE_WAIT.observe(max(0.0, (now - message.created_at).total_seconds()))
     return Job(message=message, session=session, provider=session.provider, agent_settings=session.agent_settings or {},
                history=history, claimed_at=now)
 
@@ -236,4 +239,5 @@ def _store_failure(ctx: WorkerContext, job: Job, code: str, reason: str) -> None
                             "error": {"code": code, "message": reason}})
         conn.execute(insert(events_table).values(event.row()))
     ctx.publisher.publish([event])
+    metrics.MESSAGE_FAILURES.labels(code).inc()
     log.warning("message failed", code=code, reason=reason)

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     history_window: int = 20  # earlier messages handed to the agent
     event_stream_maxlen: int = 1000  # events kept per session in its Redis Stream
 
+    # Each worker serves Prometheus metrics on this port (unset: no metrics server).
+    worker_metrics_port: int | None = None
+    worker_metrics_host: str = "127.0.0.1"
+
     # Beat.
     sweep_interval_seconds: float = 30.0
     stuck_pending_seconds: float = 30.0  # a `pending` message this old has lost its task: re-queue it

@@ -39,6 +39,7 @@ class Service:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    metrics_port: int | None = None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
         if self.process.poll() is None:
@@ -67,12 +68,15 @@ class Stack:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _spawn(self, name: str, *args: str) -> Service:
+    def _spawn(self, name: str, *args: str, metrics_port: int | None = None) -> Service:
         log_path = self.log_dir / f"{name}-{len(self.services)}.log"
         log = log_path.open("wb")
-        process = subprocess.Popen([sys.executable, "-m", "core.cli", *args], env={**os.environ, **self.env},
+        env = {**os.environ, **self.env}
+        if metrics_port:
+            env["WORKER_METRICS_PORT"] = str(metrics_port)
+        process = subprocess.Popen([sys.executable, "-m", "core.cli", *args], env=env,
                                    stdout=log, stderr=subprocess.STDOUT)
-        service = Service(name, process, log_path)
+        service = Service(name, process, log_path, metrics_port)
         self.services.append(service)
         return service
 
@@ -83,7 +87,7 @@ class Stack:
 
     def start_worker(self, concurrency: int = 4, pool: str = "threads", loglevel: str = "info") -> Service:
         return self._spawn("worker", "worker", "--pool", pool, "--concurrency", str(concurrency), "--loglevel",
-                           loglevel)
+                           loglevel, metrics_port=free_port())
 
     def start_beat(self) -> Service:
         return self._spawn("beat", "beat", "--loglevel", "warning")
