@@ -71,6 +71,16 @@ def beat(loglevel: str = "info") -> None:
 
 
 @cli.command()
+def flower(port: int = typer.Option(5555, help="Port of the Flower dashboard"),
+           address: str = typer.Option("127.0.0.1", help="Address to bind")) -> None:
+    """Run Flower, the Celery monitoring dashboard (install the `flower` extra); start workers with -E
+    to see each task in it."""
+    from worker.celery_app import app
+
+    app.start(["flower", f"--port={port}", f"--address={address}"])
+
+
+@cli.command()
 def dev(port: int = typer.Option(None, help="Defaults to PORT (3000)"), concurrency: int = 4) -> None:
     """Everything in one command: SQLite, an embedded Redis, the API, a worker and the beat."""
     settings = get_settings()
