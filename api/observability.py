@@ -37,11 +37,14 @@ class RequestContextMiddleware(ASGIMiddleware):
         logs.clear()
         logs.bind(request_id=request_id, session_id=scope.get("path_params", {}).get("session_id"))
         status = 500
+        streaming = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, streaming
             if message["type"] == "http.response.start":
                 status = message["status"]
+                streaming = any(key == b"content-type" and value.startswith(b"text/event-stream")
+                                for key, value in message.get("headers", []))
                 message["headers"] = [*message.get("headers", []),
                                       (REQUEST_ID_HTTP_HEADER.encode(), request_id.encode())]
             await send(message)
@@ -51,7 +54,8 @@ class RequestContextMiddleware(ASGIMiddleware):
         finally:
             seconds = time.perf_counter() - started
             route = scope.get("path_template") or scope["path"]
-            self.metrics.observe_request(scope["method"], route, status, seconds)
+            if not streaming:  # an event stream lasts as long as its client: not a latency (see open_streams)
+                self.metrics.observe_request(scope["method"], route, status, seconds)
             log.info("request", method=scope["method"], route=route, status=status,
                      duration_ms=round(seconds * 1000, 2))
             logs.clear()
