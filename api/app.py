@@ -12,6 +12,7 @@ from api.observability import RequestContextMiddleware
 from api.resources import lifespan, provide_resources, provide_uow
 from api.routes.agents import AgentController
 from api.routes.metrics import serve_metrics
+from api.routes.web import chat_page, static_files
 from api.routes.sessions import SessionController
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
@@ -22,7 +23,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     configure_logging(settings)
     metrics = ApiMetrics()
     return Litestar(
-        route_handlers=[SessionController, AgentController, serve_metrics],
+        route_handlers=[SessionController, AgentController, serve_metrics, chat_page, static_files],
         lifespan=[lifespan(settings, metrics)],
         dependencies={"resources": Provide(provide_resources, sync_to_thread=False), "uow": Provide(provide_uow)},
         exception_handlers=EXCEPTION_HANDLERS,

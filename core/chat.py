@@ -114,9 +114,13 @@ class Chat:
         table.add_row("stage", str(state.get("stage")))
         table.add_row("sentiment", _labelled(state.get("sentiment")))
         table.add_row("engagement", _labelled(state.get("engagement")))
-        table.add_row("topics", ", ".join(str(topic) for topic in state.get("topics") or []) or "-")
+        table.add_row("topics", ", ".join(_topic(topic) for topic in state.get("topics") or []) or "-")
         table.add_row("confidence", str(state.get("agentConfidence")))
         self.console.print(table)
+
+
+def _topic(topic: Any) -> str:
+    return str(topic.get("topic")) if isinstance(topic, dict) else str(topic)
 
 
 def _labelled(value: Any) -> str:
