@@ -163,11 +163,14 @@ class _Calls:
 
 
 class SessionsClient(_Calls):
-    """Synchronous client. `api_key` is sent as X-API-KEY, `token` as a bearer token."""
+    """Synchronous client. `api_key` is sent as X-API-KEY, `token` as a bearer token; `transport` is handed to
+    httpx (e.g. `httpx.HTTPTransport(retries=3)`)."""
 
     def __init__(self, base_url: str = DEFAULT_URL, *, api_key: str | None = None, token: str | None = None,
-                 timeout: float = 60.0, reconnect_delay: float = 1.0) -> None:
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=_auth_headers(api_key, token))
+                 timeout: float = 60.0, reconnect_delay: float = 1.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=_auth_headers(api_key, token),
+                                  transport=transport)
         self._reconnect_delay = reconnect_delay
 
     def __enter__(self) -> SessionsClient:
@@ -251,8 +254,10 @@ class AsyncSessionsClient(_Calls):
     """The same API for asyncio: `await client.send(...)`, `async for event in client.stream(...)`."""
 
     def __init__(self, base_url: str = DEFAULT_URL, *, api_key: str | None = None, token: str | None = None,
-                 timeout: float = 60.0, reconnect_delay: float = 1.0) -> None:
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=_auth_headers(api_key, token))
+                 timeout: float = 60.0, reconnect_delay: float = 1.0,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=_auth_headers(api_key, token),
+                                       transport=transport)
         self._reconnect_delay = reconnect_delay
 
     async def __aenter__(self) -> AsyncSessionsClient:
