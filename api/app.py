@@ -12,8 +12,8 @@ from api.observability import RequestContextMiddleware
 from api.resources import lifespan, provide_resources, provide_uow
 from api.routes.agents import AgentController
 from api.routes.metrics import serve_metrics
-from api.routes.web import chat_page, static_files
 from api.routes.sessions import SessionController
+from api.routes.web import chat_page, static_files
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
 

@@ -17,10 +17,10 @@ import structlog
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core import logs, metrics
 from core.agents import build_agent
 from core.agents.base import AgentContext, AgentFailure, AgentReply, HistoryItem
 from core.analysis import analyze_exchange, public_state
-from core import logs, metrics
 from core.bus import Event, EventPublisher, Keys
 from core.clock import utcnow
 from core.locks import SessionLock

@@ -1,4 +1,7 @@
-"""Typed session events, from an SSE reply or the `/events` stream (envelope `{id, type, sessionId, data, createdAt}`)."""
+"""Typed session events, from an SSE reply or the `/events` stream.
+
+Each event is an envelope `{id, type, sessionId, data, createdAt}`; `parse_event` picks its class by type.
+"""
 
 from __future__ import annotations
 

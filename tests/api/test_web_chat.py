@@ -31,7 +31,7 @@ SCREENSHOT = os.environ.get("WEB_CHAT_SCREENSHOT")
 
 
 @pytest.fixture()
-def page(stack: Stack) -> Iterator["playwright.Page"]:
+def page(stack: Stack) -> Iterator[playwright.Page]:
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
@@ -47,7 +47,7 @@ def server_streams(stack: Stack, session_id: str) -> bool:
         return response.headers.get("content-type", "").startswith("text/event-stream")
 
 
-def start_session(page: "playwright.Page", user: str) -> str:
+def start_session(page: playwright.Page, user: str) -> str:
     page.goto("/")
     page.fill("#user-id", user)
     page.dispatch_event("#user-id", "change")
@@ -57,7 +57,7 @@ def start_session(page: "playwright.Page", user: str) -> str:
     return page.inner_text("#session-id")
 
 
-def test_chat_page_streams_a_reply_updates_state_keeps_history_and_ends(stack: Stack, page: "playwright.Page",
+def test_chat_page_streams_a_reply_updates_state_keeps_history_and_ends(stack: Stack, page: playwright.Page,
                                                                         tmp_path: Path) -> None:
     expect = playwright.expect
     session_id = start_session(page, unique_user())
@@ -93,7 +93,7 @@ def test_chat_page_streams_a_reply_updates_state_keeps_history_and_ends(stack: S
     assert httpx.get(f"{stack.base_url}{SESSIONS}/{session_id}").json()["status"] == "ended"
 
 
-def test_expired_session_offers_a_new_one(page: "playwright.Page", postgres_url: str) -> None:
+def test_expired_session_offers_a_new_one(page: playwright.Page, postgres_url: str) -> None:
     expect = playwright.expect
     session_id = start_session(page, unique_user())
     engine = create_engine(postgres_url)
@@ -113,7 +113,7 @@ def test_expired_session_offers_a_new_one(page: "playwright.Page", postgres_url:
     expect(page.locator("#error")).to_be_hidden()
 
 
-def test_older_history_loads_when_scrolling_up(stack: Stack, page: "playwright.Page") -> None:
+def test_older_history_loads_when_scrolling_up(stack: Stack, page: playwright.Page) -> None:
     expect = playwright.expect
     user = unique_user()
     with httpx.Client(base_url=stack.base_url, timeout=60) as http:
