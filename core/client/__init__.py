@@ -23,6 +23,7 @@ from core.client.errors import (
     NotFound,
     RateLimited,
     ReplyPending,
+    ReplyTimeout,
     ServiceUnavailable,
     SessionClosed,
     SessionEnded,
@@ -48,6 +49,6 @@ __all__ = [
     "AgentFailed", "AgentNameTaken", "AgentNotFound", "ApiError", "AsyncSessionsClient", "Conflict", "Done",
     "ErrorEvent", "Event", "Forbidden", "IdempotencyKeyReused", "InvalidRequest", "MaxDurationExceeded",
     "MessageChunk", "MessageCompleted", "MessageCreated", "MessageFailed", "NotFound", "RateLimited",
-    "ReplyPending", "ServiceUnavailable", "SessionClosed", "SessionEnded", "SessionExpired", "SessionNotFound",
+    "ReplyPending", "ReplyTimeout", "ServiceUnavailable", "SessionClosed", "SessionEnded", "SessionExpired", "SessionNotFound",
     "SessionNotPaused", "SessionPaused", "SessionsClient", "StateUpdated", "Unauthorized",
 ]

@@ -90,6 +90,10 @@ class AgentFailed(ApiError):
     """The agent could not answer this message (502 on a blocking send, an `error` event on a stream)."""
 
 
+class ReplyTimeout(ApiError):
+    """A stream ended before the reply came (`REPLY_TIMEOUT`); the reply still arrives on `events()`."""
+
+
 class ServiceUnavailable(ApiError):
     """503: a backing service is down; retry after `retry_after` seconds."""
 
@@ -108,7 +112,7 @@ BY_CODE: dict[str, type[ApiError]] = {
     "SESSION_PAUSED": SessionPaused, "SESSION_NOT_PAUSED": SessionNotPaused,
     "MAX_DURATION_EXCEEDED": MaxDurationExceeded, "AGENT_NAME_TAKEN": AgentNameTaken,
     "IDEMPOTENCY_KEY_REUSED": IdempotencyKeyReused, "RATE_LIMIT_EXCEEDED": RateLimited,
-    "AGENT_FAILED": AgentFailed, "SERVICE_UNAVAILABLE": ServiceUnavailable, "UNAUTHORIZED": Unauthorized,
+    "AGENT_FAILED": AgentFailed, "REPLY_TIMEOUT": ReplyTimeout, "SERVICE_UNAVAILABLE": ServiceUnavailable, "UNAUTHORIZED": Unauthorized,
     "FORBIDDEN": Forbidden,
 }
 BY_STATUS: dict[int, type[ApiError]] = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.client import ApiError, RateLimited, SessionExpired, Unauthorized
+from core.client import AgentFailed, ApiError, RateLimited, ReplyTimeout, SessionExpired, Unauthorized
 from core.client.errors import error_for
 
 
@@ -26,3 +26,8 @@ def test_unknown_codes_fall_back_to_the_status_and_keep_retry_after() -> None:
     assert isinstance(limited, RateLimited) and limited.retry_after == 2
     assert isinstance(unauthorized, Unauthorized) and unauthorized.message == "missing key"
     assert type(odd) is ApiError and odd.message == "teapot"
+
+
+def test_stream_error_events_map_by_code() -> None:
+    assert isinstance(error_for(502, {"error": {"code": "REPLY_TIMEOUT", "message": "no reply yet"}}), ReplyTimeout)
+    assert isinstance(error_for(502, {"error": {"code": "AGENT_FAILED", "message": "down"}}), AgentFailed)
