@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import logging
-
 import socketio
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
@@ -13,13 +11,17 @@ from litestar.plugins.pydantic import PydanticPlugin
 from api.auth import authorize, provide_principal
 from api.errors import EXCEPTION_HANDLERS
 from api.headers import security_headers
+from api.metrics import ApiMetrics
+from api.observability import RequestContextMiddleware
 from api.openapi import complete_strict_schemas
 from api.realtime import Realtime
 from api.resources import lifespan, provide_resources, provide_uow
 from api.routes.agents import AgentController
 from api.routes.auth import AuthController
+from api.routes.metrics import serve_metrics
 from api.routes.page import chat_page, static_files
 from api.routes.sessions import SessionController
+from core.logs import configure_logging
 from core.settings import Settings, get_settings
 
 DOCS_PATH = "/schema"
@@ -33,15 +35,18 @@ SECURITY_SCHEMES = {
 
 def create_app(settings: Settings | None = None, realtime: Realtime | None = None) -> Litestar:
     settings = settings or get_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
+    metrics = ApiMetrics()
     app = Litestar(
-        route_handlers=[SessionController, AgentController, AuthController, chat_page, static_files],
-        lifespan=[lifespan(settings), *([realtime.lifespan] if realtime else [])],
+        route_handlers=[SessionController, AgentController, AuthController, serve_metrics, chat_page, static_files],
+        lifespan=[lifespan(settings, metrics), *([realtime.lifespan] if realtime else [])],
         guards=[authorize],
         dependencies={"resources": Provide(provide_resources, sync_to_thread=False), "uow": Provide(provide_uow),
                       "principal": Provide(provide_principal, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[security_headers(DOCS_PATH)],
+        middleware=[RequestContextMiddleware(metrics)],
+        logging_config=None,  # ours (core.logs), not Litestar's default handlers
         plugins=[PydanticPlugin(prefer_alias=True)],
         openapi_config=OpenAPIConfig(
             title="Agent Sessions", version="0.1.0", path=DOCS_PATH,

@@ -15,6 +15,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.metrics import ApiMetrics
 from core.bus import AsyncEventPublisher, EventHub, Keys
 from core.db import create_async_db_engine
 from core.processing import WorkerContext, build_context, process_session
@@ -49,10 +50,11 @@ class Resources:
     hub: EventHub
     events: EventLog
     limiter: RateLimiter
+    metrics: ApiMetrics
     started_at: float
 
     @classmethod
-    async def open(cls, settings: Settings) -> Resources:
+    async def open(cls, settings: Settings, metrics: ApiMetrics) -> Resources:
         if not settings.redis_url:
             raise RuntimeError("REDIS_URL is not set (`agent-sessions dev` starts an embedded Redis for you)")
         # A bounded pool: however many requests and streams are open, this process holds at most this many
@@ -69,7 +71,7 @@ class Resources:
         resources = cls(settings=settings, engine=engine, redis=client, keys=keys,
                         publisher=AsyncEventPublisher(client, keys, settings.event_stream_maxlen,
                                                       settings.event_stream_ttl_seconds),
-                        tasks=tasks, hub=hub, events=EventLog(client, keys, engine),
+                        tasks=tasks, hub=hub, events=EventLog(client, keys, engine), metrics=metrics,
                         limiter=RateLimiter(client, keys, settings), started_at=time.monotonic())
         await hub.start()
         return resources
@@ -87,10 +89,10 @@ def redis_client_name(pid: int | None = None) -> str:
     return f"agent-sessions-api-{pid or os.getpid()}"
 
 
-def lifespan(settings: Settings):  # type: ignore[no-untyped-def]
+def lifespan(settings: Settings, metrics: ApiMetrics):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def open_resources(app: Litestar) -> AsyncGenerator[None]:
-        app.state.resources = await Resources.open(settings)
+        app.state.resources = await Resources.open(settings, metrics)
         try:
             yield
         finally:

@@ -21,6 +21,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from api.errors import error_response
 from api.resources import Resources
 from api.streaming import sse_event, sse_response, terminal_event
+from core import logs
 from core.bus import parse_event_id
 from core.clock import utcnow
 from core.schemas import AcceptedPublic, MessageCreate, MessagePublic, ReplyPublic, SessionStatus
@@ -87,6 +88,7 @@ async def _accept(uow: AsyncUnitOfWork, resources: Resources, session_id: uuid.U
     try:
         submission = await submit_message(uow, resources.settings, session_id, data, utcnow(), key, fingerprint,
                                           owner=owner, limiter=resources.limiter)
+        logs.bind(message_id=submission.user_message.id)
         await uow.commit()
     except BaseException:
         if subscription is not None:
@@ -128,7 +130,8 @@ async def _blocking_reply(uow: AsyncUnitOfWork, resources: Resources, accepted: 
         outcome = Failed(submission.user_message.error or AGENT_FAILED)
     else:
         deadline = accepted.started + resources.settings.reply_wait_seconds
-        outcome = await _wait_for_outcome(feed, str(submission.user_message.id), deadline)
+        with resources.metrics.waiting():
+            outcome = await _wait_for_outcome(feed, str(submission.user_message.id), deadline)
     if outcome is None:  # late: ask the database once before answering 202
         outcome = await _stored_outcome(uow, resources, submission.user_message.id)
     timings["waitMs"] = _ms(accepted.committed, time.perf_counter())

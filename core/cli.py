@@ -12,6 +12,7 @@ import time
 
 import typer
 
+from core.logs import configure_logging
 from core.settings import get_settings
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -26,6 +27,7 @@ def migrate() -> None:
     from core.services.agents import ensure_default_agent, sync_agent_files
 
     settings = get_settings()
+    configure_logging(settings)
     upgrade(settings.sync_database_url)
     engine = create_sync_engine(settings)
     try:
@@ -49,8 +51,9 @@ def api(host: str = typer.Option(None, help="Defaults to HOST"), port: int = typ
     import uvicorn
 
     settings = get_settings()
+    # log_config=None: uvicorn's loggers go through ours (configured by create_app), not its own formatters.
     uvicorn.run("api.app:create_server", factory=True, host=host or settings.host, port=port or settings.port,
-                workers=workers, log_level="warning", access_log=False, lifespan="on")
+                workers=workers, log_level="warning", log_config=None, access_log=False, lifespan="on")
 
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -74,11 +77,22 @@ def beat(loglevel: str = "info") -> None:
 
 
 @cli.command()
+def flower(port: int = typer.Option(5555, help="Port of the Flower dashboard"),
+           address: str = typer.Option("127.0.0.1", help="Address to bind")) -> None:
+    """Run Flower, the Celery monitoring dashboard (install the `flower` extra); start workers with -E
+    to see each task in it."""
+    from worker.celery_app import app
+
+    app.start(["flower", f"--port={port}", f"--address={address}"])
+
+
+@cli.command()
 def dev(port: int = typer.Option(None, help="Defaults to PORT (3000)"), concurrency: int = 4) -> None:
     """Everything in one command: SQLite, an embedded Redis, the API, a worker and the beat."""
     settings = get_settings()
+    configure_logging(settings)
     env = dict(os.environ)
-    env.setdefault("ENVIRONMENT", "dev")  # X-Debug details for everyone, local only
+    env.setdefault("ENVIRONMENT", "dev")  # readable logs, and X-Debug details for everyone (local only)
     port = port or settings.port
     children: list[subprocess.Popen[bytes]] = []
     embedded_redis: list[subprocess.Popen[bytes]] = []
@@ -102,6 +116,26 @@ def dev(port: int = typer.Option(None, help="Defaults to PORT (3000)"), concurre
     finally:
         _stop(children)
         _stop(embedded_redis)  # last: everything else uses it until it exits
+
+
+@cli.command()
+def chat(agent: str = typer.Option(None, help="Agent name (default: the first agent)"),
+         url: str = typer.Option(None, help="Server URL (default: http://localhost:PORT)"),
+         user: str = typer.Option(None, help="Your user id (default: terminal-<login>)"),
+         api_key: str = typer.Option(None, envvar="AGENT_SESSIONS_API_KEY", help="Server API key (X-API-KEY)"),
+         token: str = typer.Option(None, envvar="AGENT_SESSIONS_TOKEN", help="User bearer token")) -> None:
+    """Chat with an agent in the terminal (streamed replies; /history, /state, /end, /quit)."""
+    import httpx
+
+    from core.chat import run_chat
+    from core.client import ApiError
+
+    settings = get_settings()
+    try:
+        run_chat(url or f"http://localhost:{settings.port}", agent, user, api_key, token)
+    except (LookupError, ApiError, httpx.HTTPError) as error:
+        typer.echo(f"chat: {error}", err=True)
+        raise typer.Exit(1) from error
 
 
 def _start_embedded_redis(port: int) -> subprocess.Popen[bytes]:

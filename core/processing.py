@@ -5,7 +5,6 @@ Plain synchronous code (sync SQLAlchemy, sync redis), called by the Celery task 
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -14,9 +13,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import redis
+import structlog
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core import logs, metrics
 from core.agents import REMOTE_PROVIDERS, build_agent
 from core.agents.base import AgentContext, AgentFailure, AgentReply, HistoryItem
 from core.agents.character import CircuitBreakerSettings
@@ -31,7 +32,7 @@ from core.services.messages import message_public
 from core.services.sessions import public_json, session_status
 from core.settings import Settings
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 M = messages_table.c
 S = sessions_table.c
 # A message whose processing killed its worker this many times is failed rather than retried forever.
@@ -98,6 +99,7 @@ def _drain(ctx: WorkerContext, session_id: uuid.UUID, lock: SessionLock) -> int:
         job = _claim_next(ctx, session_id)
         if job is None:
             return settled
+        logs.bind(message_id=job.message.id)
         if job.session.status not in ("active", "paused"):
             _store_failure(ctx, job, "SESSION_CLOSED", "the session closed before this message was answered")
         elif job.message.attempts >= MAX_DELIVERIES:
@@ -106,6 +108,7 @@ def _drain(ctx: WorkerContext, session_id: uuid.UUID, lock: SessionLock) -> int:
             started = time.perf_counter()
             outcome = _run_agent(ctx, job)
             agent_ms = (time.perf_counter() - started) * 1000
+            metrics.AGENT_DURATION.labels(job.provider).observe(agent_ms / 1000)
             if isinstance(outcome, AgentReply):
                 _store_reply(ctx, job, outcome, agent_ms)
             else:
@@ -138,6 +141,8 @@ def _claim_next(ctx: WorkerContext, session_id: uuid.UUID) -> Job | None:
             M.session_id == session_id, M.seq < message.seq, M.status == "completed",
         ).order_by(M.seq.desc()).limit(_history_window(ctx.settings, agent_settings))).all()
     history = tuple(HistoryItem(role=row.role, content=row.content) for row in reversed(earlier))
+    if message.status == "pending":  # a first claim: how long it queued
+        metrics.QUEUE_WAIT.observe(max(0.0, (now - message.created_at).total_seconds()))
     return Job(message=message, session=session, provider=session.provider, agent_name=session.agent_name,
                agent_settings=agent_settings, history=history, claimed_at=now)
 
@@ -187,12 +192,12 @@ def _run_agent(ctx: WorkerContext, job: Job) -> AgentReply | AgentFailure:
                 breaker.record_failure(failure.reason)
             if not failure.transient or attempt == ctx.settings.agent_attempts:
                 return failure
-            log.warning("agent failed (attempt %s), retrying: %s", attempt, failure.reason)
+            log.warning("agent failed, retrying", attempt=attempt, reason=failure.reason)
             time.sleep(ctx.settings.agent_retry_backoff_seconds * 2 ** (attempt - 1))
         except redis.RedisError:
             raise  # Redis away (breaker state, chunk publishing): the task retries later; the message waits
         except Exception as exc:  # a bug in an agent must fail one message, not the worker
-            log.exception("agent crashed on message %s", job.message.id)
+            log.exception("agent crashed")
             return AgentFailure(f"the agent raised {type(exc).__name__}: {exc}")
     raise AssertionError("unreachable")
 
@@ -263,6 +268,7 @@ def _store_reply(ctx: WorkerContext, job: Job, reply: AgentReply, agent_ms: floa
         ]
         conn.execute(insert(events_table), [event.row() for event in events])
     ctx.publisher.publish(events)
+    log.info("reply stored", reply_id=str(values["id"]), agent_ms=round(agent_ms, 2), db_ms=round(db_ms, 2))
 
 
 def _store_failure(ctx: WorkerContext, job: Job, code: str, reason: str) -> None:
@@ -280,3 +286,5 @@ def _store_failure(ctx: WorkerContext, job: Job, code: str, reason: str) -> None
                             "error": {"code": code, "message": reason}})
         conn.execute(insert(events_table).values(event.row()))
     ctx.publisher.publish([event])
+    metrics.MESSAGE_FAILURES.labels(code).inc()
+    log.warning("message failed", code=code, reason=reason)

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 3000
     environment: str = "production"  # `dev` (set by `agent-sessions dev`), `test` or `production`
+    # Logs: JSON lines, or readable console output; "auto" picks console when ENVIRONMENT is dev.
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
     # A JSON list or a comma-separated list of origins allowed to call the API from a browser.
     cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:3000", "http://127.0.0.1:3000"]
 
@@ -91,6 +94,10 @@ class Settings(BaseSettings):
     history_window: int = 20  # earlier messages handed to the agent, unless its `historyMessages` says otherwise
     event_stream_maxlen: int = 1000  # events kept per session in its Redis Stream
     event_stream_ttl_seconds: int = 86400  # a session's Stream is dropped after this long without events
+
+    # Each worker serves Prometheus metrics on this port (unset: no metrics server).
+    worker_metrics_port: int | None = None
+    worker_metrics_host: str = "127.0.0.1"
 
     # Beat.
     sweep_interval_seconds: float = Field(30.0, gt=0)

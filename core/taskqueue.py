@@ -17,12 +17,15 @@ import orjson
 import redis.asyncio as aredis
 
 from core.bus import Keys
+from core.logs import REQUEST_ID_HEADER, current_request_id
 
 PROCESS_SESSION_TASK = "sessions.process"
 _ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 
 
-def task_message(task_name: str, args: list[Any], queue: str, task_id: str | None = None) -> bytes:
+def task_message(task_name: str, args: list[Any], queue: str, task_id: str | None = None,
+                 request_id: str | None = None) -> bytes:
+    """The queued message; `request_id` rides as a custom header, which Celery exposes on `task.request`."""
     task_id = task_id or str(uuid.uuid4())
     body = orjson.dumps([args, {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
     return orjson.dumps({
@@ -33,7 +36,7 @@ def task_message(task_name: str, args: list[Any], queue: str, task_id: str | Non
             "lang": "py", "task": task_name, "id": task_id, "shadow": None, "eta": None, "expires": None,
             "group": None, "group_index": None, "retries": 0, "timelimit": [None, None],
             "root_id": task_id, "parent_id": None, "argsrepr": repr(args), "kwargsrepr": "{}",
-            "origin": _ORIGIN, "ignore_result": True,
+            "origin": _ORIGIN, "ignore_result": True, REQUEST_ID_HEADER: request_id,
         },
         "properties": {
             "correlation_id": task_id, "reply_to": "", "delivery_mode": 2,
@@ -56,4 +59,5 @@ class AsyncTaskSender:
         self._queue_key = keys.task_queue(queue)
 
     async def process_session(self, session_id: uuid.UUID) -> None:
-        await self._redis.lpush(self._queue_key, task_message(PROCESS_SESSION_TASK, [str(session_id)], self._queue))
+        message = task_message(PROCESS_SESSION_TASK, [str(session_id)], self._queue, request_id=current_request_id())
+        await self._redis.lpush(self._queue_key, message)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from celery import Celery
 
 from core.settings import Settings, get_settings
+from worker import observability  # noqa: F401  (connects the logging signal receivers)
 
 
 def create_celery_app(settings: Settings | None = None) -> Celery:

@@ -7,6 +7,7 @@ from typing import Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import OperationalError
 
+from core import logs
 from core.processing import process_session
 from core.sweeps import sweep as run_sweep
 from worker.celery_app import app
@@ -19,6 +20,7 @@ TRANSIENT = (OperationalError, RedisConnectionError)
 @app.task(name="sessions.process", autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=30,
           max_retries=20)
 def process(session_id: str) -> int:
+    logs.bind(session_id=session_id)
     return process_session(get_context(), uuid.UUID(session_id))
 
 

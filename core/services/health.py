@@ -53,5 +53,12 @@ async def check_health(uow: AsyncUnitOfWork, client: aredis.Redis, settings: Set
                   version=_version(), components=components)
 
 
+async def count_open_sessions(uow: AsyncUnitOfWork) -> dict[str, int]:
+    """Sessions by status among those that can still take messages (served by the status index)."""
+    rows = await uow.execute(select(S.status, func.count()).where(S.status.in_(("active", "paused")))
+                             .group_by(S.status))
+    return {status: count for status, count in rows.all()}
+
+
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)

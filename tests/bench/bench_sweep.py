@@ -111,7 +111,8 @@ def main() -> None:
         keys = Keys(settings.redis_prefix)
         engine = create_sync_engine(settings)
         ctx = WorkerContext(settings=settings, engine=engine, redis=client, keys=keys,
-                            publisher=EventPublisher(client, keys, settings.event_stream_maxlen))
+                            publisher=EventPublisher(client, keys, settings.event_stream_maxlen,
+                                                 settings.event_stream_ttl_seconds))
         results = {}
         try:
             fill(engine, "due", 1, args.due)

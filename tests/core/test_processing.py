@@ -27,7 +27,7 @@ def ctx(sqlite_url: str, redis_client: redis.Redis, redis_prefix: str) -> Iterat
     keys = Keys(settings.redis_prefix)
     engine = create_sync_engine(settings)
     yield WorkerContext(settings=settings, engine=engine, redis=redis_client, keys=keys,
-                        publisher=EventPublisher(redis_client, keys, 100))
+                        publisher=EventPublisher(redis_client, keys, 100, 3600))
     engine.dispose()
 
 

@@ -52,7 +52,8 @@ def ctx(database_url: str, redis_prefix: str) -> Iterator[WorkerContext]:
     with engine.begin() as conn:  # each test starts from an empty table
         conn.execute(sessions_table.delete())
     yield WorkerContext(settings=settings, engine=engine, redis=client, keys=keys,
-                        publisher=EventPublisher(client, keys, settings.event_stream_maxlen))
+                        publisher=EventPublisher(client, keys, settings.event_stream_maxlen,
+                                                 settings.event_stream_ttl_seconds))
     engine.dispose()
     client.close()
 

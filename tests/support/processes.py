@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import socket
@@ -11,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -49,6 +52,7 @@ class Service:
     process: subprocess.Popen[bytes]
     log_path: Path
     port: int | None = None  # API services: where they listen
+    metrics_port: int | None = None
 
     @property
     def base_url(self) -> str:
@@ -85,12 +89,15 @@ class Stack:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _spawn(self, name: str, *args: str, port: int | None = None) -> Service:
+    def _spawn(self, name: str, *args: str, port: int | None = None, metrics_port: int | None = None) -> Service:
         log_path = self.log_dir / f"{name}-{len(self.services)}.log"
         log = log_path.open("wb")
-        process = subprocess.Popen([sys.executable, "-m", "core.cli", *args], env={**os.environ, **self.env},
+        env = {**os.environ, **self.env}
+        if metrics_port:
+            env["WORKER_METRICS_PORT"] = str(metrics_port)
+        process = subprocess.Popen([sys.executable, "-m", "core.cli", *args], env=env,
                                    stdout=log, stderr=subprocess.STDOUT)
-        service = Service(name, process, log_path, port)
+        service = Service(name, process, log_path, port, metrics_port)
         self.services.append(service)
         return service
 
@@ -105,9 +112,9 @@ class Stack:
             wait_until(lambda: self._healthy(service), 60, f"the API on port {service.port} to answer /health")
         return services
 
-    def start_worker(self, concurrency: int = 4, pool: str = "threads") -> Service:
+    def start_worker(self, concurrency: int = 4, pool: str = "threads", loglevel: str = "info") -> Service:
         return self._spawn("worker", "worker", "--pool", pool, "--concurrency", str(concurrency), "--loglevel",
-                           "warning")
+                           loglevel, metrics_port=free_port())
 
     def start_beat(self) -> Service:
         return self._spawn("beat", "beat", "--loglevel", "warning")
@@ -123,6 +130,17 @@ class Stack:
     def stop(self) -> None:
         for service in reversed(self.services):
             service.stop()
+
+    def log_records(self, name: str) -> list[dict[str, Any]]:
+        """The JSON log lines written so far by the services called `name` (other lines skipped)."""
+        records = []
+        for service in self.services:
+            if service.name == name and service.log_path.exists():
+                for line in service.log_path.read_text(errors="replace").splitlines():
+                    if line.startswith("{"):
+                        with contextlib.suppress(ValueError):
+                            records.append(json.loads(line))
+        return records
 
     def logs(self) -> str:
         return "\n".join(f"--- {service.name} ---\n{service.log_tail()}" for service in self.services)

@@ -1,0 +1,153 @@
+"""`agent-sessions chat`: talk to an agent from the terminal, through the Python client.
+
+Replies stream word by word when the server streams (SSE); otherwise the whole reply is printed when it
+arrives. Commands: /history, /state, /end (end the session and leave), /quit (leave it open), /help.
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+import uuid
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from core.client import ApiError, MessageChunk, MessageCompleted, MessageFailed, SessionClosed, SessionsClient
+from core.schemas import AgentPublic, SessionPublic
+
+HELP = "/history  /state  /end (end the session)  /quit (leave it open)  /help"
+
+
+class Chat:
+    def __init__(self, client: SessionsClient, console: Console, agent: AgentPublic, user_id: str) -> None:
+        self.client = client
+        self.console = console
+        self.agent = agent
+        self.user_id = user_id
+        self.session: SessionPublic | None = None
+
+    def start_session(self) -> None:
+        self.session = self.client.create_session(self.agent.id, self.user_id, metadata={"platform": "terminal"})
+        self.console.print(f"[dim]session {self.session.session_id} with {escape(self.agent.name)}[/dim]")
+
+    def run(self) -> None:
+        self.console.print(f"[bold]Chatting with {escape(self.agent.name)}.[/bold] [dim]{HELP}[/dim]")
+        self.start_session()
+        while True:
+            try:
+                line = self.console.input("[bold cyan]you>[/] ").strip()
+            except (EOFError, KeyboardInterrupt):
+                self.console.print()
+                return
+            if not line:
+                continue
+            if line.startswith("/"):
+                if not self.command(line):
+                    return
+                continue
+            self.say(line)
+
+    def command(self, line: str) -> bool:
+        """Run a slash command; False when the chat should stop."""
+        name = line.split()[0].lower()
+        assert self.session is not None
+        sid = self.session.session_id
+        if name == "/quit":
+            return False
+        if name == "/end":
+            self.client.end(sid)
+            self.console.print(f"[yellow]session {sid} ended[/yellow]")
+            return False
+        if name == "/history":
+            self.show_history(sid)
+        elif name == "/state":
+            self.show_state(self.client.get_session(sid))
+        else:
+            self.console.print(f"[dim]{HELP}[/dim]")
+        return True
+
+    def say(self, text: str) -> None:
+        assert self.session is not None
+        try:
+            self.stream_reply(self.session.session_id, text)
+        except SessionClosed as closed:
+            self.console.print(f"[yellow]{escape(closed.message)}: starting a new session[/yellow]")
+            self.start_session()
+            self.stream_reply(self.session.session_id, text)
+        except ApiError as error:
+            self.console.print(f"[red]{escape(error.code or 'error')}: {escape(error.message)}[/red]")
+
+    def stream_reply(self, session_id: uuid.UUID, text: str) -> None:
+        label = f"[bold magenta]{escape(self.agent.name)}>[/] "
+        started = False
+        for event in self.client.stream(session_id, text):
+            if isinstance(event, MessageChunk):
+                if not started:
+                    self.console.print(label, end="")
+                    started = True
+                self.console.print(escape(event.delta), end="", soft_wrap=True)
+            elif isinstance(event, MessageCompleted):
+                if started:
+                    self.console.print()
+                else:
+                    self.console.print(label + escape(event.message.content), soft_wrap=True)
+            elif isinstance(event, MessageFailed):
+                self.console.print(f"[red]the agent could not answer: {escape(str(event.error.get('message')))}[/red]")
+
+    def show_history(self, session_id: uuid.UUID) -> None:
+        messages = list(self.client.history(session_id))
+        if not messages:
+            self.console.print("[dim](no messages yet)[/dim]")
+        for message in reversed(messages):
+            who = escape(self.agent.name) if message.is_agent else "you"
+            self.console.print(f"[dim]{message.seq:>3}[/dim] [bold]{who}:[/bold] {escape(message.content)}")
+
+    def show_state(self, session: SessionPublic) -> None:
+        state: dict[str, Any] = session.state
+        table = Table(show_header=False, box=None)
+        table.add_row("status", session.status)
+        table.add_row("time left", f"{session.time_remaining // 60000} min {session.time_remaining // 1000 % 60} s")
+        table.add_row("messages", str(session.message_count))
+        table.add_row("stage", str(state.get("stage")))
+        table.add_row("sentiment", _labelled(state.get("sentiment")))
+        table.add_row("engagement", _labelled(state.get("engagement")))
+        table.add_row("topics", ", ".join(_topic(topic) for topic in state.get("topics") or []) or "-")
+        table.add_row("confidence", str(state.get("agentConfidence")))
+        self.console.print(table)
+
+
+def _topic(topic: Any) -> str:
+    return str(topic.get("topic")) if isinstance(topic, dict) else str(topic)
+
+
+def _labelled(value: Any) -> str:
+    if isinstance(value, dict):
+        return f"{value.get('label') or value.get('level')} ({value.get('score')})"
+    return str(value)
+
+
+def pick_agent(client: SessionsClient, name: str | None) -> AgentPublic:
+    agents = client.list_agents()
+    if not agents:
+        raise LookupError("the server has no agents")
+    if name is None:
+        return agents[0]
+    for agent in agents:
+        if agent.name.lower() == name.lower():
+            return agent
+    raise LookupError(f"no agent named {name!r} (known: {', '.join(a.name for a in agents)})")
+
+
+def default_user_id() -> str:
+    user = re.sub(r"[^A-Za-z0-9_.:@-]", "", getpass.getuser() or "")[:64]
+    return f"terminal-{user or uuid.uuid4().hex[:8]}"
+
+
+def run_chat(url: str, agent_name: str | None, user_id: str | None, api_key: str | None, token: str | None,
+             console: Console | None = None) -> None:
+    console = console or Console()
+    with SessionsClient(url, api_key=api_key, token=token) as client:
+        Chat(client, console, pick_agent(client, agent_name), user_id or default_user_id()).run()

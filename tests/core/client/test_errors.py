@@ -1,0 +1,33 @@
+"""Error bodies become typed exceptions (pure mapping)."""
+
+from __future__ import annotations
+
+from core.client import AgentFailed, ApiError, RateLimited, ReplyTimeout, SessionExpired, Unauthorized
+from core.client.errors import error_for
+
+
+def body(code: str, message: str = "nope") -> dict:
+    return {"error": {"code": code, "message": message, "details": {"sessionId": "s"}}, "message": message}
+
+
+def test_codes_map_to_their_exception_with_details() -> None:
+    error = error_for(410, body("SESSION_EXPIRED", "the session expired"))
+
+    assert isinstance(error, SessionExpired)
+    assert error.code == "SESSION_EXPIRED" and error.message == "the session expired"
+    assert error.details == {"sessionId": "s"} and error.status_code == 410
+
+
+def test_unknown_codes_fall_back_to_the_status_and_keep_retry_after() -> None:
+    limited = error_for(429, body("SOMETHING_NEW"), retry_after=2)
+    unauthorized = error_for(401, {"message": "missing key"})
+    odd = error_for(418, "teapot")
+
+    assert isinstance(limited, RateLimited) and limited.retry_after == 2
+    assert isinstance(unauthorized, Unauthorized) and unauthorized.message == "missing key"
+    assert type(odd) is ApiError and odd.message == "teapot"
+
+
+def test_stream_error_events_map_by_code() -> None:
+    assert isinstance(error_for(502, {"error": {"code": "REPLY_TIMEOUT", "message": "no reply yet"}}), ReplyTimeout)
+    assert isinstance(error_for(502, {"error": {"code": "AGENT_FAILED", "message": "down"}}), AgentFailed)

@@ -1,0 +1,55 @@
+"""Worker logs and metrics: structlog configured when Celery sets up logging, each task's context bound to
+its log lines, task timings/retries/failures counted, and the metrics server started when the worker is ready."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from celery import Task
+from celery.signals import setup_logging, task_failure, task_postrun, task_prerun, task_retry, worker_ready
+
+from core import logs, metrics
+from core.logs import REQUEST_ID_HEADER
+from core.settings import get_settings
+
+_started: dict[str, float] = {}  # task id -> perf_counter at start
+
+
+@setup_logging.connect
+def _configure_logging(loglevel: str | int | None = None, **_: Any) -> None:
+    # A receiver on this signal stops Celery from installing its own handlers: ours render every line.
+    logs.configure_logging(get_settings(), loglevel)
+
+
+@worker_ready.connect
+def _serve_metrics(**_: Any) -> None:
+    settings = get_settings()
+    if settings.worker_metrics_port:
+        metrics.serve_worker_metrics(settings.worker_metrics_port, settings.worker_metrics_host)
+
+
+@task_prerun.connect
+def _task_started(task_id: str, task: Task, **_: Any) -> None:
+    _started[task_id] = time.perf_counter()
+    # Pool threads are reused: start each task from a clean context.
+    logs.clear()
+    logs.bind(task_id=task_id, task=task.name, request_id=getattr(task.request, REQUEST_ID_HEADER, None))
+
+
+@task_postrun.connect
+def _task_finished(task_id: str, task: Task, state: str | None = None, **_: Any) -> None:
+    started = _started.pop(task_id, None)
+    if started is not None:
+        metrics.TASK_DURATION.labels(task.name, state or "UNKNOWN").observe(time.perf_counter() - started)
+    logs.clear()
+
+
+@task_retry.connect
+def _task_retried(sender: Task | None = None, **_: Any) -> None:
+    metrics.TASK_RETRIES.labels(getattr(sender, "name", "unknown")).inc()
+
+
+@task_failure.connect
+def _task_failed(sender: Task | None = None, **_: Any) -> None:
+    metrics.TASK_FAILURES.labels(getattr(sender, "name", "unknown")).inc()
