@@ -14,12 +14,14 @@ HERE = Path(__file__).resolve().parent
 FULL = [
     ["bench_roundtrip.py"],
     ["bench_throughput.py"],
+    ["bench_peers.py"],
     ["bench_calls.py"],
     ["bench_history.py"],
     ["bench_analysis.py"],
     ["bench_coldstart.py"],
 ]
 QUICK = {"bench_roundtrip.py": ["--messages", "100"], "bench_throughput.py": ["--seconds", "4"],
+         "bench_peers.py": ["--messages", "100", "--langgraph-messages", "20", "--seconds", "4"],
          "bench_calls.py": ["--messages", "50"], "bench_history.py": ["--repeat", "50"],
          "bench_coldstart.py": ["--runs", "1"]}
 
