@@ -369,6 +369,7 @@ def main() -> None:
     }
 
     skipped = install_peers(args.peers)
+    load_before = os.getloadavg()[0]
     round_trip, throughput = measure_ours(args.messages, args.warmup, args.concurrency, args.seconds)
     with echo_model() as model_url, tempfile.TemporaryDirectory(prefix="bench-peers-") as workdir:
         for name in args.peers:
@@ -376,6 +377,8 @@ def main() -> None:
                 (Path(workdir) / name).mkdir()
                 measure_peer(peers[name], model_url, Path(workdir) / name, args, round_trip, throughput, skipped)
     report(round_trip, throughput, args, peers, skipped)
+    print(f"Machine: {os.cpu_count()} cores, 1-minute load average {load_before:.1f} before and "
+          f"{os.getloadavg()[0]:.1f} after the run (other loads on the machine inflate every figure).")
 
 
 def report(round_trip: dict, throughput: dict, args: argparse.Namespace, peers: dict[str, Peer],
