@@ -106,7 +106,7 @@ class Chat:
             self.console.print(f"[dim]{message.seq:>3}[/dim] [bold]{who}:[/bold] {escape(message.content)}")
 
     def show_state(self, session: SessionPublic) -> None:
-        state: dict[str, Any] = session.state
+        state: dict[str, Any] = session.state.model_dump(mode="json", by_alias=True)
         table = Table(show_header=False, box=None)
         table.add_row("status", session.status)
         table.add_row("time left", f"{session.time_remaining // 60000} min {session.time_remaining // 1000 % 60} s")

@@ -12,6 +12,8 @@ import asyncio
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import psutil
@@ -19,9 +21,15 @@ import psutil
 from common import percentile, print_table, scratch_postgres, stack  # type: ignore[import-not-found]
 
 CLIENT_PROCESSES = 2
+Request = Callable[[str, int], dict[str, Any]]
 
 
-async def _drive(base_url: str, urls: list[str], seconds: float) -> list[float]:
+def our_message(url: str, n: int) -> dict[str, Any]:
+    """httpx request arguments for message `n` of one session; the peers' bench passes its own builder."""
+    return {"url": url, "json": {"content": f"message {n}"}}
+
+
+async def _drive(base_url: str, urls: list[str], seconds: float, request: Request) -> list[float]:
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=len(urls), max_keepalive_connections=len(urls))
@@ -30,28 +38,32 @@ async def _drive(base_url: str, urls: list[str], seconds: float) -> list[float]:
             n = 0
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                response = await http.post(url, json={"content": f"message {n}"})
+                n += 1
+                try:
+                    response = await http.post(**request(url, n))
+                except httpx.HTTPError:  # a failed request is not counted; it must not stop the run
+                    continue
                 if response.status_code in (200, 201):
                     latencies.append((time.perf_counter() - started) * 1000)
-                n += 1
         await asyncio.gather(*(session_loop(url) for url in urls))
     return latencies
 
 
-def _client_process(base_url: str, urls: list[str], seconds: float, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    queue.put(asyncio.run(_drive(base_url, urls, seconds)))
+def _client_process(base_url: str, urls: list[str], seconds: float, request: Request,
+                    queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    queue.put(asyncio.run(_drive(base_url, urls, seconds, request)))
 
 
-def load(base_url: str, urls: list[str], seconds: float) -> tuple[float, float, float]:
+def load(base_url: str, urls: list[str], seconds: float, request: Request = our_message) -> tuple[float, float, float]:
     """(messages/s, p50 ms, p99 ms) with the sessions spread over the client processes."""
     queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
     shares = [urls[i::CLIENT_PROCESSES] for i in range(CLIENT_PROCESSES)]
     started = time.perf_counter()
-    processes = [multiprocessing.Process(target=_client_process, args=(base_url, share, seconds, queue))
+    processes = [multiprocessing.Process(target=_client_process, args=(base_url, share, seconds, request, queue))
                  for share in shares if share]
     for process in processes:
         process.start()
-    latencies = [value for _ in processes for value in queue.get()]
+    latencies = [value for _ in processes for value in queue.get(timeout=seconds + 120)]
     for process in processes:
         process.join()
     elapsed = time.perf_counter() - started

@@ -14,6 +14,7 @@ HERE = Path(__file__).resolve().parent
 FULL = [
     ["bench_roundtrip.py"],
     ["bench_throughput.py"],
+    ["bench_peers.py"],
     ["bench_calls.py"],
     ["bench_history.py"],
     ["bench_analysis.py"],
@@ -21,6 +22,7 @@ FULL = [
     ["bench_sweep.py"],
 ]
 QUICK = {"bench_roundtrip.py": ["--messages", "100"], "bench_throughput.py": ["--seconds", "4"],
+         "bench_peers.py": ["--messages", "100", "--langgraph-messages", "20", "--seconds", "4"],
          "bench_calls.py": ["--messages", "50"], "bench_history.py": ["--repeat", "50"],
          "bench_coldstart.py": ["--runs", "1"],
          "bench_sweep.py": ["--due", "2000", "--small", "20000", "--large", "200000", "--runs", "1"]}

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, make_url, text
 
-from tests.conftest import POSTGRES_ADMIN_URL, REDIS_URL
+from tests.support.databases import REDIS_URL, scratch_postgres
 from tests.support.factories import SESSIONS, create_session, send_message
 from tests.support.processes import free_port, wait_until
 
@@ -25,16 +24,9 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture()
 def fresh_database(run_id: str) -> Iterator[str]:
-    name = f"as_test_{run_id}_procfile"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
-                     {"name": name})
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    """An empty database: the Procfile's `release` must migrate and seed it."""
+    with scratch_postgres(f"as_test_{run_id}_procfile", migrate=False) as url:
+        yield url
 
 
 def group_alive(group: int) -> bool:
