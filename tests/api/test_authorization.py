@@ -45,7 +45,7 @@ STATUS_OF_JOIN_ERROR = {"SESSION_NOT_FOUND": 404, "INSUFFICIENT_SCOPE": 403}
 @dataclass(frozen=True)
 class Route:
     method: str
-    path: str  # {sid}: a fresh session of user A
+    path: str  # {sid}: a fresh session of user A; {agent}: a fresh agent
     expect: str  # one status per caller, in the order of CALLERS
     body: dict[str, Any] | None = None
     paused: bool = False  # pause the session first (as the server key)
@@ -74,6 +74,8 @@ ROUTES = {
     "list agents": Route("GET", "/api/agents", "401 401 200 200 200 401 200"),
     "get agent": Route("GET", f"/api/agents/{DEFAULT_AGENT_ID}", "401 401 200 200 200 401 200"),
     "create agent": Route("POST", "/api/agents", "401 401 201 403 403 401 403", {"name": "agent-{uid}"}),
+    "update agent": Route("PATCH", "/api/agents/{agent}", "401 401 200 403 403 401 403", {"name": "agent-{uid}"}),
+    "delete agent": Route("DELETE", "/api/agents/{agent}", "401 401 200 403 403 401 403"),
     "mint token": Route("POST", "/api/auth/token", "401 401 201 403 403 401 403", {"userId": USER_A}),
     "openapi document": Route("GET", "/schema/openapi.json", "200 200 200 200 200 200 200"),
 }
@@ -98,11 +100,14 @@ def _session_of_a(http: httpx.Client, paused: bool) -> dict[str, Any]:
     return session
 
 
-def _fill(value: Any, sid: str) -> Any:
+def _fill(http: httpx.Client, value: Any, sid: str) -> Any:
     if isinstance(value, str):
+        if "{agent}" in value:
+            created = http.post("/api/agents", json={"name": f"agent-{uuid.uuid4().hex[:12]}"}, headers=SERVER)
+            value = value.replace("{agent}", created.json()["id"])
         return value.replace("{sid}", sid).replace("{uid}", uuid.uuid4().hex[:12])
     if isinstance(value, dict):
-        return {key: _fill(item, sid) for key, item in value.items()}
+        return {key: _fill(http, item, sid) for key, item in value.items()}
     return value
 
 
@@ -120,7 +125,7 @@ def test_route_answers_each_caller_as_the_matrix_says(http: httpx.Client, route_
         status, code = _join_over_socketio(str(http.base_url), CALLERS[caller], sid)
         assert (status, code in CODES.get(status, {code})) == (expected, True), code
         return
-    with http.stream(route.method, _fill(route.path, sid), json=_fill(route.body, sid),
+    with http.stream(route.method, _fill(http, route.path, sid), json=_fill(http, route.body, sid),
                      headers=CALLERS[caller]) as response:
         if not response.headers.get("content-type", "").startswith("text/event-stream"):
             response.read()
@@ -130,8 +135,9 @@ def test_route_answers_each_caller_as_the_matrix_says(http: httpx.Client, route_
         assert response.json()["error"]["code"] in CODES[expected]
     if expected == 401 and caller == "expired token":
         assert response.json()["error"]["code"] == "TOKEN_EXPIRED"
-    if expected == 403 and caller == "read-only token" and route_name not in ("create agent", "mint token"):
-        assert response.json()["error"]["code"] == "INSUFFICIENT_SCOPE"
+    if expected == 403 and caller == "read-only token":
+        admin_only = route.path.startswith(("/api/agents", "/api/auth"))
+        assert response.json()["error"]["code"] == ("FORBIDDEN" if admin_only else "INSUFFICIENT_SCOPE")
     if response.status_code >= 400 and SESSION in route.path:
         after = http.get(f"{SESSIONS}/{sid}", headers=SERVER).json()
         assert {f: after[f] for f in STABLE_FIELDS} == {f: before[f] for f in STABLE_FIELDS}
