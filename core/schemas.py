@@ -305,6 +305,14 @@ class Health(Schema):
     components: dict[str, ComponentHealth]
 
 
+class ServerSentEvent(Schema):
+    """One event of a `text/event-stream` answer: `data` is the JSON event envelope (see the README)."""
+
+    id: str | None = None  # durable events only: what Last-Event-ID resumes from
+    event: str
+    data: str
+
+
 class TokenCreate(Schema):
     user_id: UserId
     scopes: list[Scope] | None = None  # default: both

@@ -22,6 +22,7 @@ from core.schemas import (
     MessageCreate,
     MessagePage,
     ReplyPublic,
+    ServerSentEvent,
     SessionCreate,
     SessionPage,
     SessionPublic,
@@ -111,8 +112,9 @@ class SessionController(Controller):
                       "with an event stream instead; see the README.",
           responses={201: ResponseSpec(ReplyPublic, description="The agent's reply"),
                      202: ResponseSpec(AcceptedPublic, description="Accepted; the reply follows on /events"),
-                     200: ResponseSpec(str, media_type="text/event-stream", generate_examples=False,
-                                       description="transport sse: the reply as server-sent events"),
+                     200: ResponseSpec(ServerSentEvent, media_type="text/event-stream", generate_examples=False,
+                                       description="transport sse: the reply as server-sent events (each one "
+                                                   "is described by this schema)"),
                      **errors(*WITH_BODY, 404, 409, 410, 422, 429, 502)})
     async def send_message(self, session_id: SessionId, data: MessageCreate, uow: AsyncUnitOfWork, resources: Resources,
                            request: Request, principal: Principal, idempotency_key: IdempotencyKey = None,
