@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import insert
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -12,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from core.bus import AsyncEventPublisher, Event
 from core.models import events_table
 from core.taskqueue import AsyncTaskSender
+
+log = logging.getLogger(__name__)
 
 
 class AsyncUnitOfWork:
@@ -59,11 +63,16 @@ class AsyncUnitOfWork:
                 await conn.close()
         events, self._events = self._events, []
         sessions, self._sessions_to_process = self._sessions_to_process, []
-        # A send that fails leaves the message `pending`; the sweep re-queues it, so nothing is lost.
-        for session_id in dict.fromkeys(sessions):
-            await self._tasks.process_session(session_id)
-        if events:
-            await self._publisher.publish(events)
+        # The transaction is committed: a Redis failure now must not turn it into an error response (the
+        # client would resend a stored message). A lost task leaves the message `pending` for the sweep; a
+        # lost event is still in `session_events` for streams to catch up from.
+        try:
+            for session_id in dict.fromkeys(sessions):
+                await self._tasks.process_session(session_id)
+            if events:
+                await self._publisher.publish(events)
+        except RedisError as exc:
+            log.warning("after commit, Redis refused the task/events (the sweep recovers them): %s", exc)
 
     async def rollback(self) -> None:
         self._events.clear()
