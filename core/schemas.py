@@ -17,6 +17,11 @@ Provider = Literal["eliza", "echo", "openai"]
 SessionStatusName = Literal["active", "paused", "ended", "expired"]
 Transport = Literal["http", "sse", "websocket"]
 Mode = Literal["sync", "stream", "async"]
+# A message sent while the session's previous one is still unanswered ("double texting"):
+# enqueue: answered in turn; reject: 409 SESSION_BUSY; interrupt: the pending generation is abandoned
+# (its message fails with SUPERSEDED) and the newest is answered; coalesce: the waiting messages are
+# answered as one turn.
+DoubleTexting = Literal["enqueue", "reject", "interrupt", "coalesce"]
 
 
 class Schema(BaseModel):
@@ -66,6 +71,7 @@ class SessionCreate(Schema):
     user_id: str = Field(pattern=USER_ID_PATTERN)
     metadata: dict[str, Any] | None = None
     timeout_config: TimeoutConfigUpdate | None = None
+    double_texting: DoubleTexting = "enqueue"
 
 
 class SessionPublic(Schema):
@@ -86,6 +92,7 @@ class SessionPublic(Schema):
     is_near_expiration: bool
     message_count: int
     state: dict[str, Any]
+    double_texting: DoubleTexting = "enqueue"
 
 
 class SessionStats(Schema):
