@@ -36,6 +36,7 @@ class Service:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    port: int | None = None  # where an API service listens
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
         if self.process.poll() is None:
@@ -64,17 +65,19 @@ class Stack:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _spawn(self, name: str, *args: str) -> Service:
+    def _spawn(self, name: str, *args: str, port: int | None = None) -> Service:
         log_path = self.log_dir / f"{name}-{len(self.services)}.log"
-        log = log_path.open("wb")
-        process = subprocess.Popen([sys.executable, "-m", "core.cli", *args], env={**os.environ, **self.env},
-                                   stdout=log, stderr=subprocess.STDOUT)
-        service = Service(name, process, log_path)
+        with log_path.open("wb") as log:
+            process = subprocess.Popen([sys.executable, "-m", "core.cli", *args], env={**os.environ, **self.env},
+                                       stdout=log, stderr=subprocess.STDOUT)
+        service = Service(name, process, log_path, port)
         self.services.append(service)
         return service
 
-    def start_api(self) -> Service:
-        service = self._spawn("api", "api", "--port", str(self.port))
+    def start_api(self, port: int | None = None) -> Service:
+        """An API process on `port` (default: the stack's own port, the one `base_url` names)."""
+        port = port or self.port
+        service = self._spawn("api", "api", "--port", str(port), port=port)
         wait_until(lambda: self._healthy(service), 30, "the API to answer /health")
         return service
 
@@ -89,7 +92,8 @@ class Stack:
         if service.process.poll() is not None:
             raise AssertionError(f"the API exited early:\n{service.log_tail()}")
         try:
-            return httpx.get(f"{self.base_url}/api/messaging/sessions/health", timeout=1).status_code == 200
+            return httpx.get(f"http://127.0.0.1:{service.port}/api/messaging/sessions/health",
+                             timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 
