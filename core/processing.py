@@ -6,9 +6,10 @@ Plain synchronous code (sync SQLAlchemy, sync redis), called by the Celery task 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -45,6 +46,8 @@ class WorkerContext:
     redis: redis.Redis
     keys: Keys
     publisher: EventPublisher
+    # Set when the worker begins a warm shutdown: finish the message in hand, claim no new one.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(frozen=True)
@@ -96,13 +99,20 @@ def process_session(ctx: WorkerContext, session_id: uuid.UUID) -> int:
             settled += _drain(ctx, session_id, lock)
         finally:
             lock.release()
-        if not ctx.redis.getdel(rerun_key):
-            return settled
+        if ctx.stopping.is_set() or not ctx.redis.getdel(rerun_key):
+            return settled  # a stopping worker leaves the rest (and any rerun mark) to the next one
+
+
+def has_unanswered_messages(ctx: WorkerContext, session_id: uuid.UUID) -> bool:
+    with ctx.engine.connect() as conn:
+        return conn.execute(select(M.id).where(
+            M.session_id == session_id, M.role == "user", M.status.in_(("pending", "processing"))).limit(1),
+        ).first() is not None
 
 
 def _drain(ctx: WorkerContext, session_id: uuid.UUID, lock: SessionLock) -> int:
     settled = 0
-    while not lock.lost:
+    while not lock.lost and not ctx.stopping.is_set():
         job = _claim_next(ctx, session_id)
         if job is None:
             return settled

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import redis
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_shutting_down
 
 from core.bus import EventPublisher, Keys
 from core.db import create_sync_engine
@@ -14,6 +14,8 @@ from core.settings import get_settings
 
 _context: WorkerContext | None = None
 _lock = threading.Lock()
+# Shared by every task thread of this process (the thread pool runs tasks in the worker's process).
+_stopping = threading.Event()
 
 
 def get_context() -> WorkerContext:
@@ -24,7 +26,8 @@ def get_context() -> WorkerContext:
             client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
             keys = Keys(settings.redis_prefix)
             _context = WorkerContext(settings=settings, engine=create_sync_engine(settings), redis=client, keys=keys,
-                                     publisher=EventPublisher(client, keys, settings.event_stream_maxlen))
+                                     publisher=EventPublisher(client, keys, settings.event_stream_maxlen),
+                                     stopping=_stopping)
         return _context
 
 
@@ -33,3 +36,9 @@ def _forget_parent_connections(**_: object) -> None:
     # A forked child must not reuse the parent's sockets: start from nothing.
     global _context
     _context = None
+
+
+@worker_shutting_down.connect
+def _stop_claiming(**_: object) -> None:
+    # Warm shutdown: tasks in hand finish their current message and hand the session over (see tasks.py).
+    _stopping.set()

@@ -206,3 +206,13 @@ def test_interrupt_answers_only_the_newest_waiting_message(ctx: WorkerContext) -
     failed = [event.data for event in events_of(ctx, session_id) if event.type == "message.failed"]
     assert [data["messageId"] for data in failed] == [str(ids[0]), str(ids[1])]
     assert all(data["error"]["code"] == "SUPERSEDED" for data in failed)
+
+
+def test_a_stopping_worker_claims_no_new_message(ctx: WorkerContext) -> None:
+    session_id = make_session(ctx)
+    add_user_message(ctx, session_id, "I feel happy")
+    ctx.stopping.set()
+
+    assert process_session(ctx, session_id) == 0
+
+    assert [message.status for message in messages_of(ctx, session_id)] == ["pending"]

@@ -39,6 +39,7 @@ from tests.support.processes import Service, Stack, free_port, wait_until
 
 SESSIONS_PATH = "/api/messaging/sessions"
 RETRYABLE_STATUSES = {409, 429, 500, 502, 503, 504}
+SLOW_SESSION_MESSAGES = 3
 DEFAULT_AGENT_ID = "e1a2a000-0000-4000-8000-000000000001"
 PROBE_USER = "probe"
 FAULTS = ("worker_sigkill", "worker_sigterm", "redis_restart", "postgres_restart", "api_kill", "slow_agent")
@@ -115,7 +116,7 @@ class System:
         redis.start()
         (root / "logs").mkdir(exist_ok=True)
         env = {
-            "DATABASE_URL": postgres.url, "REDIS_URL": redis.url, "REDIS_PREFIX": "rel:", "CELERY_QUEUE": "rel",
+            "DATABASE_URL": postgres.url, "REDIS_URL": redis.url, "REDIS_PREFIX": f"rel-{root.name}:", "CELERY_QUEUE": "rel",
             "ENVIRONMENT": "test", "REPLY_WAIT_SECONDS": str(config.reply_wait_seconds),
             # Recovery in seconds rather than minutes, so a short run sees it: the beat sweeps every second,
             # re-queues a `pending` message after 3 s and a `processing` one whose lease (8 s) ran out; a dead
@@ -127,7 +128,7 @@ class System:
         system.migrate()
         try:
             for _ in range(config.workers):
-                system.workers.append(system.stack.start_worker(concurrency=config.worker_concurrency))
+                system.start_worker()
             system.beat = system.stack.start_beat()
             for index in range(config.api_count):
                 port = system.stack.port if index == 0 else free_port()
@@ -142,6 +143,12 @@ class System:
             system.stop()
             raise
         return system
+
+    def start_worker(self) -> Service:
+        # Info level: each task's receipt and end are logged with times, to read a fault's story afterwards.
+        worker = self.stack.start_worker(concurrency=self.config.worker_concurrency, loglevel="info")
+        self.workers.append(worker)
+        return worker
 
     def migrate(self) -> None:
         import os
@@ -200,7 +207,7 @@ def fault_worker_sigkill(system: System, record: FaultRecord, clock: Callable[[]
     victim.process.send_signal(signal.SIGKILL)
     victim.process.wait()
     time.sleep(0.5)  # a supervisor's restart delay
-    system.workers.append(system.stack.start_worker(concurrency=system.config.worker_concurrency))
+    system.start_worker()
     record.restored_at = clock()
 
 
@@ -209,7 +216,7 @@ def fault_worker_sigterm(system: System, record: FaultRecord, clock: Callable[[]
     record.notes["mid_message"] = _wait_for_processing(system)
     victim = system.live(system.workers)[0]
     record.injected_at = clock()
-    system.workers.append(system.stack.start_worker(concurrency=system.config.worker_concurrency))
+    system.start_worker()
     started = time.monotonic()
     victim.process.send_signal(signal.SIGTERM)
     try:
@@ -322,9 +329,12 @@ class LoadDriver:
     async def _session(self, client: httpx.AsyncClient, index: int, agent_id: str) -> None:
         session_id = await self._create_session(client, index, agent_id)
         self.sessions.append(session_id)
-        pause = self.config.duration / max(self.config.messages_per_session, 1)
+        # A slow session's every reply outlasts the blocking wait: a few of them make the point.
+        count = min(self.config.messages_per_session, SLOW_SESSION_MESSAGES) if index < self.config.slow_sessions \
+            else self.config.messages_per_session
+        pause = self.config.duration / max(count, 1)
         await asyncio.sleep(self._random.uniform(0, pause))  # stagger the sessions
-        for number in range(self.config.messages_per_session):
+        for number in range(count):
             began = time.monotonic()
             await self._send(client, index + number, session_id, number)
             await asyncio.sleep(max(0.0, pause - (time.monotonic() - began)) * self._random.uniform(0.5, 1.5))

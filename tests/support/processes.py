@@ -78,12 +78,12 @@ class Stack:
         """An API process on `port` (default: the stack's own port, the one `base_url` names)."""
         port = port or self.port
         service = self._spawn("api", "api", "--port", str(port), port=port)
-        wait_until(lambda: self._healthy(service), 30, "the API to answer /health")
+        wait_until(lambda: self._healthy(service), 60, "the API to answer /health")
         return service
 
-    def start_worker(self, concurrency: int = 4, pool: str = "threads") -> Service:
+    def start_worker(self, concurrency: int = 4, pool: str = "threads", loglevel: str = "warning") -> Service:
         return self._spawn("worker", "worker", "--pool", pool, "--concurrency", str(concurrency), "--loglevel",
-                           "warning")
+                           loglevel)
 
     def start_beat(self) -> Service:
         return self._spawn("beat", "beat", "--loglevel", "warning")
