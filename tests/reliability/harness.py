@@ -300,6 +300,7 @@ class SendRecord:
     user_message_id: str | None = None
     reply_id: str | None = None
     idempotent_replay: bool = False
+    slow: bool = False  # on the agent slower than the blocking wait: its latency is by design, reported apart
 
     @property
     def latency_ms(self) -> float:
@@ -336,7 +337,7 @@ class LoadDriver:
         await asyncio.sleep(self._random.uniform(0, pause))  # stagger the sessions
         for number in range(count):
             began = time.monotonic()
-            await self._send(client, index + number, session_id, number)
+            await self._send(client, index + number, session_id, number, slow=index < self.config.slow_sessions)
             await asyncio.sleep(max(0.0, pause - (time.monotonic() - began)) * self._random.uniform(0.5, 1.5))
 
     async def _create_session(self, client: httpx.AsyncClient, index: int, agent_id: str) -> str:
@@ -353,8 +354,8 @@ class LoadDriver:
             await asyncio.sleep(0.5)
         raise AssertionError("unreachable")
 
-    async def _send(self, client: httpx.AsyncClient, hint: int, session_id: str, number: int) -> None:
-        record = SendRecord(session_id=session_id, key=f"msg-{uuid.uuid4()}", started=self.clock())
+    async def _send(self, client: httpx.AsyncClient, hint: int, session_id: str, number: int, slow: bool) -> None:
+        record = SendRecord(session_id=session_id, key=f"msg-{uuid.uuid4()}", started=self.clock(), slow=slow)
         self.records.append(record)
         body = {"content": f"{self._random.choice(LINES)} [{number}]"}
         headers = {"Idempotency-Key": record.key, "X-Debug": "true"}
@@ -581,8 +582,12 @@ def latency_by_phase(records: list[SendRecord], faults: list[FaultRecord]) -> di
     """`before` a fault: requests that ended before it was injected (and began after the previous one was
     restored); `during`: requests overlapping [injected, restored]; `after`: began after it was restored and
     before the next fault."""
-    done = [record for record in records if record.ended]
+    done = [record for record in records if record.ended and not record.slow]
     phases: dict[str, Any] = {"overall": _summary(done)}
+    slow = [record for record in records if record.ended and record.slow]
+    if slow:
+        phases["slow_agent"] = {**_summary(slow),
+                                "answered_202_then_reply": sum(record.outcome == "accepted" for record in slow)}
     for index, fault in enumerate(faults):
         previous_end = faults[index - 1].restored_at if index else 0.0
         next_start = faults[index + 1].injected_at if index + 1 < len(faults) else float("inf")
@@ -711,6 +716,9 @@ def run(config: HarnessConfig) -> dict[str, Any]:
         events = EventStreamAudit(system.base_urls[0], system.postgres.url).run(
             driver.sessions[: config.event_stream_sessions])
         statuses = Counter(status for record in driver.records for status in record.statuses)
+        for fault in faults:
+            if fault.name == "api_kill":
+                fault.notes.update(_api_kill_story(driver.records, fault))
         report = {
             "config": {key: (list(value) if isinstance(value, tuple) else value)
                        for key, value in asdict(config).items() if key != "keep_dir"},
@@ -741,6 +749,14 @@ def run(config: HarnessConfig) -> dict[str, Any]:
             shutil.rmtree(system.root, ignore_errors=True)
 
 
+def _api_kill_story(records: list[SendRecord], fault: FaultRecord) -> dict[str, int]:
+    """Sends cut off by the killed API and retried (same key) on the other one: did they get the original?"""
+    cut = [record for record in records if record.started <= fault.restored_at and record.ended >= fault.injected_at
+           and any(status in ("RemoteProtocolError", "ReadError") for status in record.statuses)]
+    return {"sends_cut_off": len(cut), "answered_after_retry": sum(record.reply_id is not None for record in cut),
+            "of_which_idempotent_replays": sum(record.idempotent_replay for record in cut)}
+
+
 def _settled_audit(system: System, records: list[SendRecord], timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -748,6 +764,40 @@ def _settled_audit(system: System, records: list[SendRecord], timeout: float) ->
         if audit["stuck"] == 0 or time.monotonic() > deadline:
             return audit
         time.sleep(0.5)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report's headline figures as Markdown tables (what the README shows)."""
+    audit = report["audit"]
+    lines = ["| sent | replies | answered | duplicates | lost | order violations | stuck | failed |",
+             "|---|---|---|---|---|---|---|---|",
+             f"| {audit['client_sends']} | {audit['replies']} | {audit['answered']} | "
+             f"{audit['duplicate_replies'] + audit['duplicate_user_messages']} | {audit['lost']} | "
+             f"{audit['order_violations']} | {audit['stuck']} | {audit['failed']} |", "",
+             "| phase | before p50 / p99 (n) | during p50 / p99 (n) | after p50 / p99 (n) |", "|---|---|---|---|"]
+
+    def cell(summary: dict[str, Any]) -> str:
+        if not summary["count"]:
+            return "–"
+        return f"{summary['p50_ms'] / 1000:.2f} s / {summary['p99_ms'] / 1000:.2f} s ({summary['count']})"
+
+    for name, phases in report["latency"].items():
+        if name in ("overall", "slow_agent"):
+            continue
+        lines.append(f"| {name} | {cell(phases['before'])} | {cell(phases['during'])} | {cell(phases['after'])} |")
+    lines.append(f"| overall (all sends but the slow agent's) | {cell(report['latency']['overall'])} | | |")
+    slow = report["latency"].get("slow_agent")
+    if slow:
+        lines.append(f"| slow agent (every reply outlasts the wait: 202, then the reply) | | {cell(slow)}, "
+                     f"{slow['answered_202_then_reply']} answered 202 then replied | |")
+    memory = report["memory"]["processes"]
+    if memory:
+        lines += ["", "| process | samples | first MB | max MB | last MB | trend, 2nd half (MB/min) |",
+                  "|---|---|---|---|---|---|"]
+        for name, figures in memory.items():
+            lines.append(f"| {name} | {figures['samples']} | {figures['first_mb']} | {figures['max_mb']} | "
+                         f"{figures['last_mb']} | {figures['trend_mb_per_min_second_half']} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -780,8 +830,9 @@ def main(argv: list[str] | None = None) -> int:
     text_report = json.dumps(report, indent=2, default=str)
     if args.report:
         args.report.write_text(text_report)
-    summary = {key: report[key] for key in ("passed", "audit", "event_streams", "latency", "outcomes")}
+    summary = {key: report[key] for key in ("passed", "audit", "event_streams", "faults", "outcomes", "http")}
     print(json.dumps(summary, indent=2, default=str))
+    print(markdown(report))
     return 0 if report["passed"] else 1
 
 
