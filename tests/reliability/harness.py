@@ -17,9 +17,12 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import random
+import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -35,7 +38,7 @@ import psutil
 from sqlalchemy import create_engine, text
 
 from tests.reliability.servers import PostgresServer, RedisServer, scratch_dir
-from tests.support.processes import Service, Stack, free_port, wait_until
+from tests.support.processes import Service, Stack, free_port
 
 SESSIONS_PATH = "/api/messaging/sessions"
 RETRYABLE_STATUSES = {409, 429, 500, 502, 503, 504}
@@ -103,6 +106,8 @@ class System:
     workers: list[Service] = field(default_factory=list)
     beat: Service | None = None
     probe_session: str = ""  # where probes send while a dependency is away (left out of the audit)
+    stopped_on_purpose: set[int] = field(default_factory=set)  # pids a fault killed or stopped
+    crashes: list[dict[str, Any]] = field(default_factory=list)  # processes that exited by themselves
 
     @classmethod
     def start(cls, config: HarnessConfig) -> System:
@@ -116,7 +121,8 @@ class System:
         redis.start()
         (root / "logs").mkdir(exist_ok=True)
         env = {
-            "DATABASE_URL": postgres.url, "REDIS_URL": redis.url, "REDIS_PREFIX": f"rel-{root.name}:", "CELERY_QUEUE": "rel",
+            "DATABASE_URL": postgres.url, "REDIS_URL": redis.url, "REDIS_PREFIX": f"rel-{root.name}:",
+            "CELERY_QUEUE": "rel",
             "ENVIRONMENT": "test", "REPLY_WAIT_SECONDS": str(config.reply_wait_seconds),
             # Recovery in seconds rather than minutes, so a short run sees it: the beat sweeps every second,
             # re-queues a `pending` message after 3 s and a `processing` one whose lease (8 s) ran out; a dead
@@ -144,6 +150,21 @@ class System:
             raise
         return system
 
+    def supervise(self, clock: Callable[[], float]) -> None:
+        """What systemd's or compose's `restart:` does: a worker or beat that exited by itself is noted and
+        started again."""
+        for service in [*self.workers, *([self.beat] if self.beat else [])]:
+            pid = service.process.pid
+            if service.process.poll() is None or pid in self.stopped_on_purpose:
+                continue
+            self.stopped_on_purpose.add(pid)
+            self.crashes.append({"service": service.name, "pid": pid, "at": round(clock(), 1),
+                                 "exit_code": service.process.returncode, "log": str(service.log_path)})
+            if service is self.beat:
+                self.beat = self.stack.start_beat()
+            else:
+                self.start_worker()
+
     def start_worker(self) -> Service:
         # Info level: each task's receipt and end are logged with times, to read a fault's story afterwards.
         worker = self.stack.start_worker(concurrency=self.config.worker_concurrency, loglevel="info")
@@ -151,9 +172,6 @@ class System:
         return worker
 
     def migrate(self) -> None:
-        import os
-        import subprocess
-
         subprocess.run([sys.executable, "-m", "core.cli", "migrate"], env={**os.environ, **self.stack.env},
                        check=True, stdout=subprocess.DEVNULL)
 
@@ -203,6 +221,7 @@ def _wait_for_processing(system: System, timeout: float = 5.0) -> bool:
 def fault_worker_sigkill(system: System, record: FaultRecord, clock: Callable[[], float]) -> None:
     record.notes["mid_message"] = _wait_for_processing(system)
     victim = system.live(system.workers)[0]
+    system.stopped_on_purpose.add(victim.process.pid)
     record.injected_at = clock()
     victim.process.send_signal(signal.SIGKILL)
     victim.process.wait()
@@ -215,6 +234,7 @@ def fault_worker_sigterm(system: System, record: FaultRecord, clock: Callable[[]
     """Warm shutdown: the worker finishes what it holds (acks_late) and takes nothing new; a fresh one takes over."""
     record.notes["mid_message"] = _wait_for_processing(system)
     victim = system.live(system.workers)[0]
+    system.stopped_on_purpose.add(victim.process.pid)
     record.injected_at = clock()
     system.start_worker()
     started = time.monotonic()
@@ -670,6 +690,7 @@ async def _drive(config: HarnessConfig, system: System, clock: Callable[[], floa
     agent_ids = await _agents(system.base_urls[0], config)
     driver = LoadDriver(config, system.base_urls, clock)
     load = asyncio.create_task(driver.run(agent_ids))
+    supervisor = asyncio.create_task(_supervise(system, clock))
     timed = config.timed_faults
     for index, name in enumerate(timed):
         at = config.duration * (index + 1) / (len(timed) + 1)
@@ -678,7 +699,14 @@ async def _drive(config: HarnessConfig, system: System, clock: Callable[[], floa
         faults.append(record)
         await asyncio.to_thread(FAULT_ACTIONS[name], system, record, clock)
     await load
+    supervisor.cancel()
     return driver
+
+
+async def _supervise(system: System, clock: Callable[[], float]) -> None:
+    while True:
+        await asyncio.to_thread(system.supervise, clock)
+        await asyncio.sleep(1.0)
 
 
 async def _agents(base_url: str, config: HarnessConfig) -> list[str]:
@@ -730,6 +758,7 @@ def run(config: HarnessConfig) -> dict[str, Any]:
             "outcomes": dict(Counter(record.outcome for record in driver.records)),
             "http": dict(statuses.most_common()),
             "idempotent_replays": sum(record.idempotent_replay for record in driver.records),
+            "crashes": system.crashes,
             "retried_sends": sum(record.attempts > 1 for record in driver.records),
             "memory": {"interval_seconds": config.memory_interval, "processes": sampler.summary(),
                        "samples": sampler.samples},
@@ -744,8 +773,6 @@ def run(config: HarnessConfig) -> dict[str, Any]:
         sampler.stop()
         system.stop()
         if passed and config.keep_dir is None:
-            import shutil
-
             shutil.rmtree(system.root, ignore_errors=True)
 
 
@@ -830,7 +857,8 @@ def main(argv: list[str] | None = None) -> int:
     text_report = json.dumps(report, indent=2, default=str)
     if args.report:
         args.report.write_text(text_report)
-    summary = {key: report[key] for key in ("passed", "audit", "event_streams", "faults", "outcomes", "http")}
+    summary = {key: report[key] for key in ("passed", "audit", "event_streams", "faults", "crashes", "outcomes",
+                                            "http")}
     print(json.dumps(summary, indent=2, default=str))
     print(markdown(report))
     return 0 if report["passed"] else 1
