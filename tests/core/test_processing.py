@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import insert, select
 
 from core.bus import EventPublisher, Keys
@@ -164,7 +166,7 @@ def test_a_busy_session_is_left_to_its_lock_holder_with_a_rerun_mark(ctx: Worker
 def test_redis_away_while_streaming_fails_nothing(ctx: WorkerContext) -> None:
     # Chunks are live-only and durable events are already in the database: a publish that cannot reach
     # Redis must not turn into an agent failure.
-    unreachable = redis.Redis(port=free_port(), socket_connect_timeout=0.2)
+    unreachable = redis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     ctx = WorkerContext(settings=ctx.settings, engine=ctx.engine, redis=ctx.redis, keys=ctx.keys,
                         publisher=EventPublisher(unreachable, ctx.keys, 100))
     session_id = make_session(ctx)

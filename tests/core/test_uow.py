@@ -7,6 +7,8 @@ import uuid
 from datetime import timedelta
 
 import redis.asyncio as aredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from sqlalchemy import insert, select
 
 from core.bus import AsyncEventPublisher, Event, Keys
@@ -22,7 +24,7 @@ from tests.support.processes import free_port
 def test_commit_succeeds_when_redis_refuses_the_task_and_events(sqlite_url: str) -> None:
     async def scenario() -> uuid.UUID | None:
         engine = create_async_db_engine(Settings(database_url=sqlite_url))
-        unreachable = aredis.Redis(port=free_port(), socket_connect_timeout=0.2)
+        unreachable = aredis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
         keys = Keys("uow-test:")
         uow = AsyncUnitOfWork(engine, AsyncEventPublisher(unreachable, keys, 10),
                               AsyncTaskSender(unreachable, keys, "q"))

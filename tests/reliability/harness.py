@@ -1,8 +1,9 @@
 """Fault-and-load harness: real API, worker and beat processes on their own Postgres and Redis, many concurrent
 sessions, faults injected on a timeline, and an audit of the database (and of the event streams) at the end.
 
-    python -m tests.reliability.harness --sessions 50 --messages-per-session 40 --duration 150 \\
-        --faults worker_sigkill,worker_sigterm,redis_restart,postgres_restart,api_kill --report out.json
+    python -m tests.reliability.harness --sessions 30 --messages-per-session 50 --duration 150 --workers 2 \\
+        --faults worker_sigkill,worker_sigterm,redis_restart,postgres_restart,api_kill,slow_agent \\
+        --memory-interval 5 --report out.json
 
 Every send carries an `Idempotency-Key`; on 503, 409 CONFLICT, 429, a timeout or a dropped connection the
 client retries with the SAME key (against the next API process, when there are several), and on 202 it
