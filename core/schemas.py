@@ -21,6 +21,11 @@ Provider = Literal["eliza", "echo", "openai"]
 SessionStatusName = Literal["active", "paused", "ended", "expired"]
 Transport = Literal["http", "sse", "websocket"]
 Mode = Literal["sync", "stream", "async"]
+# A message sent while the session's previous one is still unanswered ("double texting"):
+# enqueue: answered in turn; reject: 409 SESSION_BUSY; interrupt: the pending generation is abandoned
+# (its message fails with SUPERSEDED) and the newest is answered; coalesce: the waiting messages are
+# answered as one turn.
+DoubleTexting = Literal["enqueue", "reject", "interrupt", "coalesce"]
 
 
 class Schema(BaseModel):
@@ -70,6 +75,7 @@ class SessionCreate(Schema):
     user_id: str = Field(pattern=USER_ID_PATTERN)
     metadata: dict[str, Any] | None = None
     timeout_config: TimeoutConfigUpdate | None = None
+    double_texting: DoubleTexting = "enqueue"
 
 
 class SentimentValue(Schema):
@@ -119,6 +125,7 @@ class SessionPublic(Schema):
     is_near_expiration: bool
     message_count: int
     state: ConversationState
+    double_texting: DoubleTexting = "enqueue"
 
 
 class SessionStats(Schema):

@@ -34,7 +34,8 @@ from core.uow import AsyncUnitOfWork
 from core.validation import check_idempotency_key, parse_uuid, request_fingerprint
 
 ERRORS = {status: ResponseSpec(ErrorResponse, description=text) for status, text in {
-    400: "Invalid input", 404: "Unknown session", 409: "Session paused or conflicting request",
+    400: "Invalid input", 404: "Unknown session",
+    409: "Session paused or busy, message superseded, or a conflicting request",
     410: "Session expired or ended", 422: "Idempotency-Key reused with another body",
     503: "A backing service is unavailable"}.items()}
 

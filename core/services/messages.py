@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from core.bus import Event
-from core.errors import IdempotencyKeyReused, InvalidPagination
+from core.errors import IdempotencyKeyReused, InvalidPagination, SessionBusy
 from core.models import events_table, messages_table, sessions_table
 from core.schemas import Cursors, MessageCreate, MessagePage, MessagePublic, SessionStatus
 from core.services.sessions import ensure_open, load_session, public_json, session_status
@@ -52,6 +52,8 @@ async def submit_message(uow: AsyncUnitOfWork, settings: Settings, session_id: u
             return retry
     row = await load_session(uow, session_id, for_update=True)
     ensure_open(row, now)
+    if row.double_texting == "reject":
+        await _ensure_not_busy(uow, row.id)
     config = timeouts.config_of(row)
     # Past the maximum duration the renewal is refused but the message still goes through; the
     # session status in the answer says so.
@@ -80,6 +82,15 @@ async def submit_message(uow: AsyncUnitOfWork, settings: Settings, session_id: u
                       session_status=session_status(updated, now, settings.timeout_minute, renewal))
 
 
+async def _ensure_not_busy(uow: AsyncUnitOfWork, session_id: uuid.UUID) -> None:
+    # Checked under the session's row lock, so two racing sends cannot both pass.
+    waiting = (await uow.execute(select(M.id).where(
+        M.session_id == session_id, M.role == "user", M.status.in_(("pending", "processing"))).limit(1))).first()
+    if waiting is not None:
+        raise SessionBusy("the previous message is still being answered; send again after its reply",
+                          sessionId=str(session_id), pendingMessageId=str(waiting.id))
+
+
 async def _find_retry(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID, key: str, fingerprint: str,
                       now: datetime) -> Submission | None:
     first = (await uow.execute(select(messages_table).where(
@@ -89,7 +100,11 @@ async def _find_retry(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid
     if first.request_hash != fingerprint:
         raise IdempotencyKeyReused("this Idempotency-Key was used with a different request body",
                                    messageId=str(first.id))
-    reply = (await uow.execute(select(messages_table).where(M.reply_to == first.id))).first()
+    reply = await _reply_to(uow, first.id)
+    if reply is None and first.status in ("pending", "processing"):
+        # The first request's task may have been lost (Redis restarted, the API died before sending it):
+        # ask again. Processing is idempotent, so an extra task costs one lock check.
+        uow.process_session_after_commit(session_id)
     session = await load_session(uow, session_id)
     return Submission(user_message=message_public(first), session_status=session_status(session, now, settings.timeout_minute),
                       created=False, created_event=await _created_event(uow, first),
@@ -110,13 +125,26 @@ async def _created_event(uow: AsyncUnitOfWork, message: Any) -> dict[str, Any] |
 
 async def find_outcome(uow: AsyncUnitOfWork, user_message_id: uuid.UUID) -> tuple[MessagePublic, Any] | None:
     """The stored reply to a user message (or the failed user message itself), with its session row."""
-    reply = (await uow.execute(select(messages_table).where(M.reply_to == user_message_id))).first()
+    reply = await _reply_to(uow, user_message_id)
     if reply is None:
         reply = (await uow.execute(select(messages_table).where(
             M.id == user_message_id, M.status == "failed"))).first()
     if reply is None:
         return None
     return message_public(reply), await load_session(uow, reply.session_id)
+
+
+async def _reply_to(uow: AsyncUnitOfWork, user_message_id: uuid.UUID) -> Any:
+    """The reply answering a user message: its own, or, for a message coalesced into a later one's turn,
+    that turn's reply."""
+    reply = (await uow.execute(select(messages_table).where(M.reply_to == user_message_id))).first()
+    if reply is not None:
+        return reply
+    user = (await uow.execute(select(M.metadata).where(M.id == user_message_id))).first()
+    turn = (user.metadata or {}).get("coalescedInto") if user is not None else None
+    if turn is None:
+        return None
+    return (await uow.execute(select(messages_table).where(M.reply_to == uuid.UUID(turn)))).first()
 
 
 def parse_limit(raw: str | None, settings: Settings) -> int:

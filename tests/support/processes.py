@@ -51,6 +51,7 @@ class Service:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    port: int | None = None  # where an API service listens
     metrics_port: int | None = None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
@@ -84,20 +85,22 @@ class Stack:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _spawn(self, name: str, *args: str, metrics_port: int | None = None) -> Service:
+    def _spawn(self, name: str, *args: str, port: int | None = None, metrics_port: int | None = None) -> Service:
         log_path = self.log_dir / f"{name}-{len(self.services)}.log"
-        log = log_path.open("wb")
         env = {**os.environ, **self.env}
         if metrics_port:
             env["WORKER_METRICS_PORT"] = str(metrics_port)
-        process = subprocess.Popen([sys.executable, "-m", "core.cli", *args], env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
-        service = Service(name, process, log_path, metrics_port)
+        with log_path.open("wb") as log:
+            process = subprocess.Popen([sys.executable, "-m", "core.cli", *args], env=env,
+                                       stdout=log, stderr=subprocess.STDOUT)
+        service = Service(name, process, log_path, port, metrics_port)
         self.services.append(service)
         return service
 
-    def start_api(self) -> Service:
-        service = self._spawn("api", "api", "--port", str(self.port))
+    def start_api(self, port: int | None = None) -> Service:
+        """An API process on `port` (default: the stack's own port, the one `base_url` names)."""
+        port = port or self.port
+        service = self._spawn("api", "api", "--port", str(port), port=port)
         wait_until(lambda: self._healthy(service), 60, "the API to answer /health")
         return service
 
@@ -112,7 +115,8 @@ class Stack:
         if service.process.poll() is not None:
             raise AssertionError(f"the API exited early:\n{service.log_tail()}")
         try:
-            return httpx.get(f"{self.base_url}/api/messaging/sessions/health", timeout=1).status_code == 200
+            return httpx.get(f"http://127.0.0.1:{service.port}/api/messaging/sessions/health",
+                             timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 
