@@ -29,6 +29,7 @@ STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.SessionEnded: 410,
     errors.SessionPaused: 409,
     errors.SessionNotPaused: 409,
+    errors.SessionBusy: 409,
     errors.MaxDurationReached: 409,
     errors.AgentNameTaken: 409,
     errors.AgentInUse: 409,

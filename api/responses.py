@@ -11,7 +11,7 @@ DESCRIPTIONS = {
     401: "Missing or invalid credentials (X-API-KEY or a bearer token), when authentication is on",
     403: "The credentials do not allow this: missing scope, another user's id, or server key only",
     404: "Not found (another user's session is reported as not found)",
-    409: "Conflicts with the current state (paused session, taken name, concurrent request)",
+    409: "Conflicts with the current state (paused or busy session, taken name, concurrent request)",
     410: "The session has expired or ended",
     413: "Request body too large",
     422: "Idempotency-Key reused with a different body",

@@ -24,6 +24,7 @@ from api.streaming import sse_event, sse_response, terminal_event
 from core import logs
 from core.bus import parse_event_id
 from core.clock import utcnow
+from core.errors import ServiceUnavailable
 from core.schemas import AcceptedPublic, MessageCreate, MessagePublic, ReplyPublic, SessionStatus
 from core.services.events import ExchangeFeed
 from core.services.messages import Submission, find_outcome, submit_message
@@ -52,6 +53,11 @@ class Replied:
 @dataclass(frozen=True)
 class Failed:
     reason: str
+    code: str = "AGENT_FAILED"  # or SUPERSEDED (an `interrupt` session answered a newer message instead)
+
+    @classmethod
+    def of(cls, message: MessagePublic) -> Failed:
+        return cls(message.error or "the agent could not answer", message.metadata.get("errorCode", "AGENT_FAILED"))
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,10 @@ async def _accept(uow: AsyncUnitOfWork, resources: Resources, session_id: uuid.U
     started = time.perf_counter()
     key = check_idempotency_key(idempotency_key)
     fingerprint = request_fingerprint(data.model_dump(mode="json", exclude_none=True))
+    if not resources.hub.connected:
+        # Without Redis the message could be stored but neither queued nor its reply heard: refuse before
+        # storing anything, so the client's retry (503 + Retry-After) is the only copy.
+        raise ServiceUnavailable("the message queue (Redis) is unavailable; retry shortly", dependency="redis")
     subscription = resources.hub.listen(session_id) if listen else None
     try:
         submission = await submit_message(uow, resources.settings, session_id, data, utcnow(), key, fingerprint,
@@ -114,7 +124,8 @@ def outcome_of(event: dict[str, Any], user_message_id: str) -> Replied | Failed 
         return Replied(MessagePublic.model_validate(data["message"]),
                        SessionStatus.model_validate(data["sessionStatus"]), data.get("timings", {}))
     if event["type"] == "message.failed" and data.get("messageId") == user_message_id:
-        return Failed(data.get("error", {}).get("message") or AGENT_FAILED)
+        error = data.get("error", {})
+        return Failed(error.get("message") or AGENT_FAILED, error.get("code", "AGENT_FAILED"))
     return None
 
 
@@ -127,7 +138,7 @@ async def _blocking_reply(uow: AsyncUnitOfWork, resources: Resources, accepted: 
     if submission.reply is not None:
         outcome = Replied(submission.reply, submission.session_status, {})
     elif submission.user_message.status == "failed":
-        outcome = Failed(submission.user_message.error or AGENT_FAILED)
+        outcome = Failed.of(submission.user_message)
     else:
         deadline = accepted.started + resources.settings.reply_wait_seconds
         with resources.metrics.waiting():
@@ -138,9 +149,10 @@ async def _blocking_reply(uow: AsyncUnitOfWork, resources: Resources, accepted: 
     if outcome is None:
         return _accepted(submission, debug, timings)
     if isinstance(outcome, Failed):
-        return error_response(502, "AGENT_FAILED", outcome.reason,
-                              {"messageId": str(submission.user_message.id),
-                               "sessionId": str(submission.user_message.session_id)})
+        details = {"messageId": str(submission.user_message.id), "sessionId": str(submission.user_message.session_id)}
+        if outcome.code == "SUPERSEDED":
+            return error_response(409, "MESSAGE_SUPERSEDED", outcome.reason, details)
+        return error_response(502, "AGENT_FAILED", outcome.reason, details)
     timings.update(outcome.timings)
     return _reply_response(submission, outcome.message, outcome.status, debug, timings)
 
@@ -198,7 +210,7 @@ async def _stored_outcome(uow: AsyncUnitOfWork, resources: Resources,
         return None
     message, session = found
     if message.status == "failed":
-        return Failed(message.error or AGENT_FAILED)
+        return Failed.of(message)
     return Replied(message, session_status(session, utcnow(), resources.settings.timeout_minute), {})
 
 

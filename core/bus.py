@@ -117,11 +117,16 @@ class EventPublisher:
         self._ttl = stream_ttl_seconds
 
     def publish(self, events: Iterable[Event]) -> None:
+        """Best effort: durable events are already in Postgres (readers catch up from there) and chunks are
+        live-only, so Redis being away must not fail the work that produced them."""
         pipe = self._redis.pipeline(transaction=False)
         for event in events:
             _queue_publish(pipe, self._keys, self._maxlen, self._ttl, event)
-        # An XADD refused because a newer event got there first is fine: readers fall back to Postgres.
-        pipe.execute(raise_on_error=False)
+        try:
+            # An XADD refused because a newer event got there first is fine: readers fall back to Postgres.
+            pipe.execute(raise_on_error=False)
+        except redis.RedisError as exc:
+            log.warning("could not publish events: %s", exc)
 
 
 class AsyncEventPublisher:

@@ -58,6 +58,12 @@ class SessionPaused(DomainError):
     code = "SESSION_PAUSED"
 
 
+class SessionBusy(DomainError):
+    """A `reject` session refuses a message while the previous one is unanswered."""
+
+    code = "SESSION_BUSY"
+
+
 class SessionNotPaused(DomainError):
     code = "SESSION_NOT_PAUSED"
 

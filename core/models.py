@@ -69,6 +69,9 @@ class Session(SQLModel, table=True):
     event_seq: int = 0  # last durable event seq used
     idempotency_key: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
     request_hash: str | None = Field(default=None, max_length=64)
+    # What a message sent while a reply is pending does: enqueue | reject | interrupt | coalesce.
+    double_texting: str = Field(default="enqueue", sa_column=Column(String(16), nullable=False,
+                                                                    server_default="enqueue"))
 
 
 class Message(SQLModel, table=True):

@@ -5,9 +5,10 @@ Plain synchronous code (sync SQLAlchemy, sync redis), called by the Celery task 
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import redis
 import structlog
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core import logs, metrics
@@ -37,6 +39,8 @@ M = messages_table.c
 S = sessions_table.c
 # A message whose processing killed its worker this many times is failed rather than retried forever.
 MAX_DELIVERIES = 5
+# How often an `interrupt` session's generation looks for a newer message (between chunks, at most this often).
+INTERRUPT_CHECK_SECONDS = 0.05
 
 
 @dataclass
@@ -46,15 +50,18 @@ class WorkerContext:
     redis: redis.Redis
     keys: Keys
     publisher: EventPublisher
+    # Set when the worker begins a warm shutdown: finish the message in hand, claim no new one.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
-def build_context(settings: Settings) -> WorkerContext:
+def build_context(settings: Settings, stopping: threading.Event | None = None) -> WorkerContext:
     """Connections for the handler (pools are created lazily, on first use)."""
     client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
     keys = Keys(settings.redis_prefix)
     return WorkerContext(settings=settings, engine=create_sync_engine(settings), redis=client, keys=keys,
                          publisher=EventPublisher(client, keys, settings.event_stream_maxlen,
-                                                  settings.event_stream_ttl_seconds))
+                                                  settings.event_stream_ttl_seconds),
+                         stopping=stopping or threading.Event())
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,24 @@ class Job:
     agent_settings: dict[str, Any]
     history: tuple[HistoryItem, ...]
     claimed_at: datetime
+    coalesced: tuple[Any, ...] = ()  # earlier messages answered in the same turn (`coalesce` sessions)
+
+    @property
+    def strategy(self) -> str:
+        return self.session.double_texting
+
+    @property
+    def prompt(self) -> str:
+        """What the agent answers: the message, or the whole burst of a coalesced turn, one per line."""
+        return "\n".join(message.content for message in (*self.coalesced, self.message))
+
+
+class Superseded(Exception):
+    """An `interrupt` session received a newer message while this one was being answered."""
+
+    def __init__(self, newer_id: uuid.UUID) -> None:
+        super().__init__(str(newer_id))
+        self.newer_id = newer_id
 
 
 def process_session(ctx: WorkerContext, session_id: uuid.UUID) -> int:
@@ -89,13 +114,20 @@ def process_session(ctx: WorkerContext, session_id: uuid.UUID) -> int:
             settled += _drain(ctx, session_id, lock)
         finally:
             lock.release()
-        if not ctx.redis.getdel(rerun_key):
-            return settled
+        if ctx.stopping.is_set() or not ctx.redis.getdel(rerun_key):
+            return settled  # a stopping worker leaves the rest (and any rerun mark) to the next one
+
+
+def has_unanswered_messages(ctx: WorkerContext, session_id: uuid.UUID) -> bool:
+    with ctx.engine.connect() as conn:
+        return conn.execute(select(M.id).where(
+            M.session_id == session_id, M.role == "user", M.status.in_(("pending", "processing"))).limit(1),
+        ).first() is not None
 
 
 def _drain(ctx: WorkerContext, session_id: uuid.UUID, lock: SessionLock) -> int:
     settled = 0
-    while not lock.lost:
+    while not lock.lost and not ctx.stopping.is_set():
         job = _claim_next(ctx, session_id)
         if job is None:
             return settled
@@ -111,6 +143,8 @@ def _drain(ctx: WorkerContext, session_id: uuid.UUID, lock: SessionLock) -> int:
             metrics.AGENT_DURATION.labels(job.provider).observe(agent_ms / 1000)
             if isinstance(outcome, AgentReply):
                 _store_reply(ctx, job, outcome, agent_ms)
+            elif isinstance(outcome, Superseded):
+                _store_superseded(ctx, job, job.message, outcome.newer_id)
             else:
                 _store_failure(ctx, job, outcome.code, outcome.reason)
         settled += 1
@@ -124,27 +158,36 @@ def _claim_next(ctx: WorkerContext, session_id: uuid.UUID) -> Job | None:
     """
     now = utcnow()
     with ctx.engine.begin() as conn:
-        message = conn.execute(select(messages_table).where(
+        waiting = conn.execute(select(messages_table).where(
             M.session_id == session_id, M.role == "user", M.status.in_(("pending", "processing")),
-        ).order_by(M.seq).limit(1)).first()
-        if message is None:
+        ).order_by(M.seq)).all()
+        if not waiting:
             return None
-        conn.execute(update(messages_table).where(M.id == message.id).values(
-            status="processing", lease_until=now + timedelta(seconds=ctx.settings.message_lease_seconds),
-            attempts=M.attempts + 1))
         session = conn.execute(
             select(sessions_table, agents_table.c.provider, agents_table.c.name.label("agent_name"),
                    agents_table.c.settings.label("agent_settings"))
             .join(agents_table, agents_table.c.id == S.agent_id).where(S.id == session_id)).one()
         agent_settings = session.agent_settings or {}
+        # enqueue / reject: the oldest, alone. interrupt: the newest (the older ones are superseded below).
+        # coalesce: all of them, as one turn answered after the newest.
+        claimed = waiting if session.double_texting == "coalesce" else \
+            waiting[-1:] if session.double_texting == "interrupt" else waiting[:1]
+        conn.execute(update(messages_table).where(M.id.in_([message.id for message in claimed])).values(
+            status="processing", lease_until=now + timedelta(seconds=ctx.settings.message_lease_seconds),
+            attempts=M.attempts + 1))
         earlier = conn.execute(select(M.role, M.content).where(
-            M.session_id == session_id, M.seq < message.seq, M.status == "completed",
+            M.session_id == session_id, M.seq < claimed[0].seq, M.status == "completed",
         ).order_by(M.seq.desc()).limit(_history_window(ctx.settings, agent_settings))).all()
     history = tuple(HistoryItem(role=row.role, content=row.content) for row in reversed(earlier))
-    if message.status == "pending":  # a first claim: how long it queued
-        metrics.QUEUE_WAIT.observe(max(0.0, (now - message.created_at).total_seconds()))
-    return Job(message=message, session=session, provider=session.provider, agent_name=session.agent_name,
-               agent_settings=agent_settings, history=history, claimed_at=now)
+    for message in claimed:
+        if message.status == "pending":  # a first claim: how long it queued
+            metrics.QUEUE_WAIT.observe(max(0.0, (now - message.created_at).total_seconds()))
+    job = Job(message=claimed[-1], session=session, provider=session.provider, agent_name=session.agent_name,
+              agent_settings=agent_settings, history=history, claimed_at=now, coalesced=tuple(claimed[:-1]))
+    if session.double_texting == "interrupt":
+        for older in waiting[:-1]:
+            _store_superseded(ctx, job, older, job.message.id)
+    return job
 
 
 def _history_window(settings: Settings, agent_settings: dict[str, Any]) -> int:
@@ -165,7 +208,7 @@ def _breaker(ctx: WorkerContext, job: Job) -> CircuitBreaker | None:
                           cooldown_seconds=config.cooldown_seconds, trial_seconds=trial_seconds)
 
 
-def _run_agent(ctx: WorkerContext, job: Job) -> AgentReply | AgentFailure:
+def _run_agent(ctx: WorkerContext, job: Job) -> AgentReply | Superseded | AgentFailure:
     """The agent's final reply, streaming its chunks as it goes; or why it failed.
 
     The one place agent calls are retried: transient failures, with exponential backoff, each attempt
@@ -173,7 +216,7 @@ def _run_agent(ctx: WorkerContext, job: Job) -> AgentReply | AgentFailure:
     """
     state = public_state(job.session.state or None)
     context = AgentContext(
-        session_id=str(job.session.id), user_id=job.session.user_id, message=job.message.content,
+        session_id=str(job.session.id), user_id=job.session.user_id, message=job.prompt,
         history=job.history, settings=job.agent_settings, preferences=state.get("preferences", {}),
         conversation=state, agent_state=job.session.agent_state or {}, agent_name=job.agent_name,
     )
@@ -187,6 +230,8 @@ def _run_agent(ctx: WorkerContext, job: Job) -> AgentReply | AgentFailure:
             if breaker:
                 breaker.record_success()
             return reply
+        except Superseded as superseded:
+            return superseded
         except AgentFailure as failure:
             if failure.transient and breaker:
                 breaker.record_failure(failure.reason)
@@ -194,8 +239,8 @@ def _run_agent(ctx: WorkerContext, job: Job) -> AgentReply | AgentFailure:
                 return failure
             log.warning("agent failed, retrying", attempt=attempt, reason=failure.reason)
             time.sleep(ctx.settings.agent_retry_backoff_seconds * 2 ** (attempt - 1))
-        except redis.RedisError:
-            raise  # Redis away (breaker state, chunk publishing): the task retries later; the message waits
+        except (redis.RedisError, SQLAlchemyError):
+            raise  # our infrastructure, not the agent (breaker state, chunks): the task retries, the message waits
         except Exception as exc:  # a bug in an agent must fail one message, not the worker
             log.exception("agent crashed")
             return AgentFailure(f"the agent raised {type(exc).__name__}: {exc}")
@@ -210,7 +255,11 @@ def _reply_id(job: Job) -> uuid.UUID:
 def _stream(ctx: WorkerContext, job: Job, context: AgentContext, reply_id: uuid.UUID) -> AgentReply:
     final: AgentReply | None = None
     index = 0
+    next_check = 0.0
     for item in build_agent(job.provider, job.agent_settings).run(context):
+        if job.strategy == "interrupt" and (isinstance(item, AgentReply) or time.monotonic() >= next_check):
+            _raise_if_superseded(ctx, job)
+            next_check = time.monotonic() + INTERRUPT_CHECK_SECONDS
         if isinstance(item, AgentReply):
             final = item
             continue
@@ -222,6 +271,16 @@ def _stream(ctx: WorkerContext, job: Job, context: AgentContext, reply_id: uuid.
     if final is None:
         raise AgentFailure("the agent finished without a reply")
     return final
+
+
+def _raise_if_superseded(ctx: WorkerContext, job: Job) -> None:
+    # A cheap indexed read; the database (not a Redis flag) decides, so a Redis restart cannot hide it.
+    with ctx.engine.connect() as conn:
+        newer = conn.execute(select(M.id).where(
+            M.session_id == job.session.id, M.role == "user", M.seq > job.message.seq, M.status == "pending",
+        ).limit(1)).first()
+    if newer is not None:
+        raise Superseded(newer.id)
 
 
 def _insert_ignoring_duplicate(conn: Any, values: dict[str, Any]) -> bool:
@@ -237,10 +296,13 @@ def _store_reply(ctx: WorkerContext, job: Job, reply: AgentReply, agent_ms: floa
     user = job.message
     with ctx.engine.begin() as conn:
         session = conn.execute(select(sessions_table).where(S.id == job.session.id).with_for_update()).one()
-        state, analysis = analyze_exchange(session.state or None, user.content, reply.text, reply.confidence,
+        state, analysis = analyze_exchange(session.state or None, job.prompt, reply.text, reply.confidence,
                                            user.created_at, user.metadata)
         metadata = {"thought": reply.thought, "actions": list(reply.actions), "confidence": reply.confidence,
                     "analysis": analysis}
+        coalesced = [str(earlier.id) for earlier in job.coalesced]
+        if coalesced:
+            metadata["coalesced"] = coalesced
         values = {"id": _reply_id(job), "session_id": session.id, "seq": session.next_seq + 1, "role": "agent",
                   "author_id": str(session.agent_id), "content": reply.text, "metadata": metadata,
                   "status": "completed", "reply_to": user.id, "created_at": now, "completed_at": now, "attempts": 1}
@@ -250,6 +312,10 @@ def _store_reply(ctx: WorkerContext, job: Job, reply: AgentReply, agent_ms: floa
         conn.execute(update(messages_table).where(M.id == user.id).values(
             status="completed", completed_at=now, lease_until=None, error=None,
             metadata={**user.metadata, "analysis": analysis}))
+        for earlier in job.coalesced:  # answered by this turn's reply, which names them in `coalesced`
+            conn.execute(update(messages_table).where(M.id == earlier.id).values(
+                status="completed", completed_at=now, lease_until=None, error=None,
+                metadata={**earlier.metadata, "coalescedInto": str(user.id)}))
         conn.execute(update(sessions_table).where(S.id == session.id).values(
             next_seq=values["seq"], event_seq=session.event_seq + 2, message_count=session.message_count + 1,
             state=state, agent_state=reply.agent_state))
@@ -259,7 +325,7 @@ def _store_reply(ctx: WorkerContext, job: Job, reply: AgentReply, agent_ms: floa
         status = public_json(session_status(updated, now, ctx.settings.timeout_minute))
         events = [
             Event(session_id=session.id, seq=session.event_seq + 1, type="message.completed", created_at=now, data={
-                "message": reply_public, "replyTo": str(user.id), "sessionStatus": status,
+                "message": reply_public, "replyTo": str(user.id), "coalesced": coalesced, "sessionStatus": status,
                 "timings": {"queueWaitMs": round((job.claimed_at - user.created_at).total_seconds() * 1000, 2),
                             "agentMs": round(agent_ms, 2), "dbMs": round(db_ms, 2)},
             }),
@@ -271,20 +337,38 @@ def _store_reply(ctx: WorkerContext, job: Job, reply: AgentReply, agent_ms: floa
     log.info("reply stored", reply_id=str(values["id"]), agent_ms=round(agent_ms, 2), db_ms=round(db_ms, 2))
 
 
-def _store_failure(ctx: WorkerContext, job: Job, code: str, reason: str) -> None:
+def _store_superseded(ctx: WorkerContext, job: Job, message: Any, newer_id: uuid.UUID) -> None:
+    _store_failure(ctx, job, "SUPERSEDED", "a newer message arrived before this one was answered (interrupt)",
+                   messages=(message,), supersededBy=str(newer_id))
+
+
+def _store_failure(ctx: WorkerContext, job: Job, code: str, reason: str, messages: tuple[Any, ...] = (),
+                   **details: str) -> None:
+    """Mark the turn's messages (or the given ones) failed, each with a `message.failed` event.
+
+    The code is kept in the message's metadata (`errorCode`, plus any details such as `supersededBy`) so a
+    client reading the history, or retrying with its Idempotency-Key, learns why.
+    """
     now = utcnow()
+    events = []
     with ctx.engine.begin() as conn:
         session = conn.execute(select(sessions_table).where(S.id == job.session.id).with_for_update()).one()
-        changed = conn.execute(update(messages_table).where(
-            M.id == job.message.id, M.status.in_(("pending", "processing"))).values(
-            status="failed", error=reason, lease_until=None, completed_at=now)).rowcount
-        if not changed:
+        seq = session.event_seq
+        for message in messages or (*job.coalesced, job.message):
+            changed = conn.execute(update(messages_table).where(
+                M.id == message.id, M.status.in_(("pending", "processing"))).values(
+                status="failed", error=reason, lease_until=None, completed_at=now,
+                metadata={**message.metadata, "errorCode": code, **details})).rowcount
+            if not changed:
+                continue
+            seq += 1
+            events.append(Event(session_id=session.id, seq=seq, type="message.failed", created_at=now, data={
+                "messageId": str(message.id), "replyTo": str(message.id),
+                "error": {"code": code, "message": reason, **details}}))
+        if not events:
             return
-        conn.execute(update(sessions_table).where(S.id == session.id).values(event_seq=session.event_seq + 1))
-        event = Event(session_id=session.id, seq=session.event_seq + 1, type="message.failed", created_at=now,
-                      data={"messageId": str(job.message.id), "replyTo": str(job.message.id),
-                            "error": {"code": code, "message": reason}})
-        conn.execute(insert(events_table).values(event.row()))
-    ctx.publisher.publish([event])
-    metrics.MESSAGE_FAILURES.labels(code).inc()
-    log.warning("message failed", code=code, reason=reason)
+        conn.execute(update(sessions_table).where(S.id == session.id).values(event_seq=seq))
+        conn.execute(insert(events_table), [event.row() for event in events])
+    ctx.publisher.publish(events)
+    metrics.MESSAGE_FAILURES.labels(code).inc(len(events))
+    log.warning("message failed", code=code, reason=reason, messages=len(events))

@@ -68,6 +68,13 @@ JsonObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
 JsonList = Annotated[list[Any], AfterValidator(_storable_json)]
 
 
+# A message sent while the session's previous one is still unanswered ("double texting"):
+# enqueue: answered in turn; reject: 409 SESSION_BUSY; interrupt: the pending generation is abandoned
+# (its message fails with SUPERSEDED) and the newest is answered; coalesce: the waiting messages are
+# answered as one turn.
+DoubleTexting = Literal["enqueue", "reject", "interrupt", "coalesce"]
+
+
 class Schema(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
@@ -116,6 +123,7 @@ class SessionCreate(Schema):
     user_id: UserId
     metadata: JsonObject | None = None
     timeout_config: TimeoutConfigUpdate | None = None
+    double_texting: DoubleTexting = "enqueue"
 
 
 class SentimentValue(Schema):
@@ -165,6 +173,7 @@ class SessionPublic(Schema):
     is_near_expiration: bool
     message_count: int
     state: ConversationState
+    double_texting: DoubleTexting = "enqueue"
 
 
 class SessionStats(Schema):

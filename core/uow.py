@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import structlog
+from redis.exceptions import RedisError
 from sqlalchemy import insert
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -12,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from core.bus import AsyncEventPublisher, Event
 from core.models import events_table
 from core.taskqueue import SessionProcessor
+
+log = structlog.get_logger(__name__)
 
 
 class AsyncUnitOfWork:
@@ -60,13 +64,18 @@ class AsyncUnitOfWork:
                 await conn.close()
         events, self._events = self._events, []
         sessions, self._sessions_to_process = self._sessions_to_process, []
-        # Publish before asking a worker: its events (seq + 1 ...) then reach the Stream after ours, so the
-        # Stream keeps no hole that would send readers to the database.
-        if events:
-            await self._publisher.publish(events)
-        # A send that fails leaves the message `pending`; the sweep re-queues it, so nothing is lost.
-        for session_id in dict.fromkeys(sessions):
-            await self._tasks.process_session(session_id)
+        # The transaction is committed: a Redis failure now must not turn it into an error response (the
+        # client would resend a stored message). A lost event is still in `session_events` for streams to
+        # catch up from; a lost task leaves the message `pending` for the sweep.
+        try:
+            # Publish before asking a worker: its events (seq + 1 ...) then reach the Stream after ours, so the
+            # Stream keeps no hole that would send readers to the database.
+            if events:
+                await self._publisher.publish(events)
+            for session_id in dict.fromkeys(sessions):
+                await self._tasks.process_session(session_id)
+        except RedisError as exc:
+            log.warning("after commit, Redis refused the task or events; the sweep recovers them", error=str(exc))
 
     async def rollback(self) -> None:
         self._events.clear()

@@ -8,7 +8,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import OperationalError
 
 from core import logs
-from core.processing import process_session
+from core.processing import has_unanswered_messages, process_session
 from core.sweeps import sweep as run_sweep
 from worker.celery_app import app
 from worker.context import get_context
@@ -21,7 +21,13 @@ TRANSIENT = (OperationalError, RedisConnectionError)
           max_retries=20)
 def process(session_id: str) -> int:
     logs.bind(session_id=session_id)
-    return process_session(get_context(), uuid.UUID(session_id))
+    context = get_context()
+    settled = process_session(context, uuid.UUID(session_id))
+    if context.stopping.is_set() and has_unanswered_messages(context, uuid.UUID(session_id)):
+        # This worker is shutting down and stopped after the message in hand: another worker carries on
+        # with the session now rather than when the sweep notices.
+        process.delay(session_id)
+    return settled
 
 
 @app.task(name="sessions.sweep")  # no retries: the next scheduled sweep is the retry

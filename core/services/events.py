@@ -146,7 +146,9 @@ def concerns(event: dict[str, Any], user_message_id: str) -> bool:
     data = event["data"]
     if event["type"] == "message.created":
         return data.get("message", {}).get("id") == user_message_id
-    return user_message_id in (data.get("replyTo"), data.get("messageId"))
+    # A coalesced turn's reply answers the whole burst: it names the earlier messages in `coalesced`.
+    return user_message_id in (data.get("replyTo"), data.get("messageId")) or \
+        user_message_id in data.get("coalesced", ())
 
 
 class ExchangeFeed:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from core.bus import Event
-from core.errors import IdempotencyKeyReused, InvalidPagination
+from core.errors import IdempotencyKeyReused, InvalidPagination, SessionBusy
 from core.models import events_table, messages_table, sessions_table
 from core.ratelimit import RateLimiter
 from core.schemas import Cursors, MessageCreate, MessagePage, MessagePublic, SessionStatus
@@ -54,6 +54,8 @@ async def submit_message(uow: AsyncUnitOfWork, settings: Settings, session_id: u
         if retry is not None:
             return retry  # a retry returns the first result and costs no rate-limit quota
     ensure_open(row, now)
+    if row.double_texting == "reject":
+        await _ensure_not_busy(uow, row.id)
     await limiter.message(row.id, row.user_id)
     config = timeouts.config_of(row)
     # Past the maximum duration the renewal is refused but the message still goes through; the
@@ -83,6 +85,15 @@ async def submit_message(uow: AsyncUnitOfWork, settings: Settings, session_id: u
                       session_status=session_status(updated, now, settings.timeout_minute, renewal))
 
 
+async def _ensure_not_busy(uow: AsyncUnitOfWork, session_id: uuid.UUID) -> None:
+    # Checked under the session's row lock, so two racing sends cannot both pass.
+    waiting = (await uow.execute(select(M.id).where(
+        M.session_id == session_id, M.role == "user", M.status.in_(("pending", "processing"))).limit(1))).first()
+    if waiting is not None:
+        raise SessionBusy("the previous message is still being answered; send again after its reply",
+                          sessionId=str(session_id), pendingMessageId=str(waiting.id))
+
+
 async def _find_retry(uow: AsyncUnitOfWork, settings: Settings, session: Any, key: str, fingerprint: str,
                       now: datetime) -> Submission | None:
     first = (await uow.execute(select(messages_table).where(
@@ -92,7 +103,11 @@ async def _find_retry(uow: AsyncUnitOfWork, settings: Settings, session: Any, ke
     if first.request_hash != fingerprint:
         raise IdempotencyKeyReused("this Idempotency-Key was used with a different request body",
                                    messageId=str(first.id))
-    reply = (await uow.execute(select(messages_table).where(M.reply_to == first.id))).first()
+    reply = await _reply_to(uow, first.id)
+    if reply is None and first.status in ("pending", "processing"):
+        # The first request's task may have been lost (Redis restarted, the API died before sending it):
+        # ask again. Processing is idempotent, so an extra task costs one lock check.
+        uow.process_session_after_commit(session.id)
     return Submission(user_message=message_public(first),
                       session_status=session_status(session, now, settings.timeout_minute),
                       created=False, created_event=await _created_event(uow, first),
@@ -113,7 +128,7 @@ async def _created_event(uow: AsyncUnitOfWork, message: Any) -> dict[str, Any] |
 
 async def find_outcome(uow: AsyncUnitOfWork, user_message_id: uuid.UUID) -> tuple[MessagePublic, Any] | None:
     """The stored reply to a user message (or the failed user message itself), with its session row."""
-    reply = (await uow.execute(select(messages_table).where(M.reply_to == user_message_id))).first()
+    reply = await _reply_to(uow, user_message_id)
     if reply is None:
         reply = (await uow.execute(select(messages_table).where(
             M.id == user_message_id, M.status == "failed"))).first()
@@ -121,6 +136,19 @@ async def find_outcome(uow: AsyncUnitOfWork, user_message_id: uuid.UUID) -> tupl
         return None
     # Called by the edge right after submitting this very message, whose session it has already checked.
     return message_public(reply), await load_session(uow, reply.session_id, owner=None)
+
+
+async def _reply_to(uow: AsyncUnitOfWork, user_message_id: uuid.UUID) -> Any:
+    """The reply answering a user message: its own, or, for a message coalesced into a later one's turn,
+    that turn's reply."""
+    reply = (await uow.execute(select(messages_table).where(M.reply_to == user_message_id))).first()
+    if reply is not None:
+        return reply
+    user = (await uow.execute(select(M.metadata).where(M.id == user_message_id))).first()
+    turn = (user.metadata or {}).get("coalescedInto") if user is not None else None
+    if turn is None:
+        return None
+    return (await uow.execute(select(messages_table).where(M.reply_to == uuid.UUID(turn)))).first()
 
 
 def parse_limit(raw: str | None, settings: Settings) -> int:

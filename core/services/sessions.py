@@ -52,7 +52,7 @@ def session_public(row: Any, now: datetime, minute: timedelta) -> SessionPublic:
         time_remaining=timeouts.time_remaining_ms(row.expires_at, now) if live else 0,
         is_near_expiration=live and timeouts.is_near_expiration(row.expires_at, now, row.warning_threshold_minutes,
                                                                 minute),
-        message_count=row.message_count, state=public_state(row.state or None),
+        message_count=row.message_count, state=public_state(row.state or None), double_texting=row.double_texting,
     )
 
 
@@ -117,7 +117,7 @@ async def create_session(uow: AsyncUnitOfWork, settings: Settings, data: Session
         "id": uuid.uuid4(), "agent_id": agent.id, "user_id": data.user_id, "status": "active",
         "metadata": metadata, **config.model_dump(), "created_at": now, "last_activity_at": now,
         **timeouts.expiry_values(expires_at, config, settings.timeout_minute), "renewal_count": 0,
-        "message_count": 0, "state": {}, "agent_state": {}, "next_seq": 0, "event_seq": 0,
+        "message_count": 0, "state": {}, "agent_state": {}, "next_seq": 0, "event_seq": 0, "double_texting": data.double_texting,
         "idempotency_key": idempotency_key, "request_hash": fingerprint if idempotency_key else None,
     }
     await uow.execute(insert(sessions_table).values(values))

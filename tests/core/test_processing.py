@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import insert, select
 
 from core.bus import EventPublisher, Keys
@@ -18,6 +20,7 @@ from core.locks import SessionLock
 from core.models import DEFAULT_AGENT_ID, agents_table, events_table, messages_table, sessions_table
 from core.processing import WorkerContext, process_session
 from core.settings import Settings
+from tests.support.processes import free_port
 
 
 @pytest.fixture()
@@ -31,14 +34,15 @@ def ctx(sqlite_url: str, redis_client: redis.Redis, redis_prefix: str) -> Iterat
     engine.dispose()
 
 
-def make_session(ctx: WorkerContext, agent_id: uuid.UUID = DEFAULT_AGENT_ID, status: str = "active") -> uuid.UUID:
+def make_session(ctx: WorkerContext, agent_id: uuid.UUID = DEFAULT_AGENT_ID, status: str = "active",
+                 double_texting: str = "enqueue") -> uuid.UUID:
     session_id, now = uuid.uuid4(), utcnow()
     with ctx.engine.begin() as conn:
         conn.execute(insert(sessions_table).values(
             id=session_id, agent_id=agent_id, user_id="unit-user", status=status, metadata={}, timeout_minutes=30,
             auto_renew=True, max_duration_minutes=720, warning_threshold_minutes=5, created_at=now,
             last_activity_at=now, expires_at=now + timedelta(minutes=30), state={}, agent_state={}, next_seq=0,
-            event_seq=0, renewal_count=0, message_count=0))
+            event_seq=0, renewal_count=0, message_count=0, double_texting=double_texting))
     return session_id
 
 
@@ -157,3 +161,60 @@ def test_a_busy_session_is_left_to_its_lock_holder_with_a_rerun_mark(ctx: Worker
 
     holder.release()
     assert process_session(ctx, session_id) == 1
+
+
+def test_redis_away_while_streaming_fails_nothing(ctx: WorkerContext) -> None:
+    # Chunks are live-only and durable events are already in the database: a publish that cannot reach
+    # Redis must not turn into an agent failure.
+    unreachable = redis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    ctx = WorkerContext(settings=ctx.settings, engine=ctx.engine, redis=ctx.redis, keys=ctx.keys,
+                        publisher=EventPublisher(unreachable, ctx.keys, 100))
+    session_id = make_session(ctx)
+    user_id = add_user_message(ctx, session_id, "I feel happy")
+
+    process_session(ctx, session_id)
+
+    user, reply = messages_of(ctx, session_id)
+    assert user.status == "completed" and reply.reply_to == user_id
+    assert [event.type for event in events_of(ctx, session_id)] == ["message.completed", "state.updated"]
+
+
+def test_coalesce_answers_waiting_messages_as_one_turn(ctx: WorkerContext) -> None:
+    session_id = make_session(ctx, double_texting="coalesce")
+    ids = [add_user_message(ctx, session_id, text) for text in ("I feel sad", "because of my mother", "again")]
+
+    process_session(ctx, session_id)
+
+    *users, reply = messages_of(ctx, session_id)
+    assert reply.role == "agent" and reply.reply_to == ids[-1]
+    assert reply.metadata["coalesced"] == [str(ids[0]), str(ids[1])]
+    assert [user.status for user in users] == ["completed"] * 3
+    assert [user.metadata.get("coalescedInto") for user in users] == [str(ids[-1]), str(ids[-1]), None]
+    completed = [event for event in events_of(ctx, session_id) if event.type == "message.completed"]
+    assert len(completed) == 1 and completed[0].data["coalesced"] == [str(ids[0]), str(ids[1])]
+
+
+def test_interrupt_answers_only_the_newest_waiting_message(ctx: WorkerContext) -> None:
+    session_id = make_session(ctx, double_texting="interrupt")
+    ids = [add_user_message(ctx, session_id, text) for text in ("I feel sad", "no wait", "I dream of the sea")]
+
+    process_session(ctx, session_id)
+
+    *users, reply = messages_of(ctx, session_id)
+    assert reply.reply_to == ids[-1]
+    assert [(user.status, user.metadata.get("errorCode")) for user in users] == [
+        ("failed", "SUPERSEDED"), ("failed", "SUPERSEDED"), ("completed", None)]
+    assert users[0].metadata["supersededBy"] == str(ids[-1])
+    failed = [event.data for event in events_of(ctx, session_id) if event.type == "message.failed"]
+    assert [data["messageId"] for data in failed] == [str(ids[0]), str(ids[1])]
+    assert all(data["error"]["code"] == "SUPERSEDED" for data in failed)
+
+
+def test_a_stopping_worker_claims_no_new_message(ctx: WorkerContext) -> None:
+    session_id = make_session(ctx)
+    add_user_message(ctx, session_id, "I feel happy")
+    ctx.stopping.set()
+
+    assert process_session(ctx, session_id) == 0
+
+    assert [message.status for message in messages_of(ctx, session_id)] == ["pending"]

@@ -51,7 +51,7 @@ class Service:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
-    port: int | None = None  # API services: where they listen
+    port: int | None = None  # where an API service listens
     metrics_port: int | None = None
 
     @property
@@ -91,12 +91,12 @@ class Stack:
 
     def _spawn(self, name: str, *args: str, port: int | None = None, metrics_port: int | None = None) -> Service:
         log_path = self.log_dir / f"{name}-{len(self.services)}.log"
-        log = log_path.open("wb")
         env = {**os.environ, **self.env}
         if metrics_port:
             env["WORKER_METRICS_PORT"] = str(metrics_port)
-        process = subprocess.Popen([sys.executable, "-m", "core.cli", *args], env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
+        with log_path.open("wb") as log:
+            process = subprocess.Popen([sys.executable, "-m", "core.cli", *args], env=env,
+                                       stdout=log, stderr=subprocess.STDOUT)
         service = Service(name, process, log_path, port, metrics_port)
         self.services.append(service)
         return service
