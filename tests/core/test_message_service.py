@@ -35,7 +35,7 @@ def test_a_retry_of_an_unanswered_message_asks_the_workers_again(sqlite_url: str
         session_id, now = uuid.uuid4(), utcnow()
         created = []
         for attempt in range(2):
-            uow = AsyncUnitOfWork(engine, AsyncEventPublisher(client, keys, 10), AsyncTaskSender(client, keys, queue))
+            uow = AsyncUnitOfWork(engine, AsyncEventPublisher(client, keys, 10, 3600), AsyncTaskSender(client, keys, queue))
             if attempt == 0:
                 await uow.execute(insert(sessions_table).values(
                     id=session_id, agent_id=DEFAULT_AGENT_ID, user_id="svc-user", status="active", metadata={},
