@@ -75,7 +75,11 @@ async def send(uow: AsyncUnitOfWork, resources: Resources, session_id: uuid.UUID
     accepted = await _accept(uow, resources, session_id, data, idempotency_key, listen=transport != "websocket",
                              owner=owner)
     if accepted.feed is None:
-        return _accepted(accepted.submission, debug, {"acceptMs": _ms(accepted.started, accepted.committed)})
+        timings = {"acceptMs": _ms(accepted.started, accepted.committed)}
+        submission = accepted.submission
+        if submission.reply is not None:  # a retry of an answered message: the first result, whatever the transport
+            return _reply_response(submission, submission.reply, submission.session_status, debug, timings)
+        return _accepted(submission, debug, timings)
     if transport == "sse":
         events = reply_events(accepted.submission, accepted.feed, resources.settings.reply_wait_seconds)
         return sse_response(events, resources.settings)

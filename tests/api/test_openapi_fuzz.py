@@ -10,10 +10,14 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support.processes import Stack
-from tests.support.tokens import SERVER_KEY
+import pytest
+
+from tests.support.databases import scratch_postgres
+from tests.support.processes import Stack, stack_env
+from tests.support.tokens import AUTH_ENV, SERVER_KEY
 
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_schema_conformance", "ignored_auth")
@@ -26,9 +30,27 @@ def schemathesis_command(base_url: str) -> list[str]:
             "--max-examples", str(MAX_EXAMPLES), "--workers", "1"]
 
 
-def test_api_conforms_to_its_openapi_document(secure_stack: Stack, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def fuzzed_stack(redis_prefix: str, run_id: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Its own database: with the server key, the fuzzer deletes agents (the default one too) and purges
+    sessions, which must not reach other tests' data. Authentication on, production settings, no worker."""
+    with scratch_postgres(f"as_fuzz_{run_id}") as database_url:
+        env = stack_env(database_url, f"{redis_prefix}fuzz:", f"q-{run_id}-fuzz", ENVIRONMENT="production",
+                        RATE_LIMIT_ENABLED="false", REPLY_WAIT_SECONDS="0.5", **AUTH_ENV)
+        stack = Stack(env=env, log_dir=Path(tmp_path_factory.mktemp("fuzz-stack")))
+        try:
+            stack.start_api()
+            yield stack
+        except BaseException:
+            print(stack.logs())
+            raise
+        finally:
+            stack.stop()
+
+
+def test_api_conforms_to_its_openapi_document(fuzzed_stack: Stack, tmp_path: Path) -> None:
     # In a scratch directory: schemathesis keeps a cache of what it found in its working directory.
-    run = subprocess.run(schemathesis_command(secure_stack.base_url), capture_output=True, text=True, timeout=240,
+    run = subprocess.run(schemathesis_command(fuzzed_stack.base_url), capture_output=True, text=True, timeout=240,
                          cwd=tmp_path)
 
     output = run.stdout + run.stderr

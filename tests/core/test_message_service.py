@@ -14,6 +14,7 @@ from core.bus import AsyncEventPublisher, Keys
 from core.clock import utcnow
 from core.db import create_async_db_engine
 from core.models import DEFAULT_AGENT_ID, sessions_table
+from core.ratelimit import RateLimiter
 from core.schemas import MessageCreate
 from core.services.messages import submit_message
 from core.settings import Settings
@@ -35,7 +36,7 @@ def test_a_retry_of_an_unanswered_message_asks_the_workers_again(sqlite_url: str
         session_id, now = uuid.uuid4(), utcnow()
         created = []
         for attempt in range(2):
-            uow = AsyncUnitOfWork(engine, AsyncEventPublisher(client, keys, 10), AsyncTaskSender(client, keys, queue))
+            uow = AsyncUnitOfWork(engine, AsyncEventPublisher(client, keys, 10, 3600), AsyncTaskSender(client, keys, queue))
             if attempt == 0:
                 await uow.execute(insert(sessions_table).values(
                     id=session_id, agent_id=DEFAULT_AGENT_ID, user_id="svc-user", status="active", metadata={},
@@ -43,7 +44,8 @@ def test_a_retry_of_an_unanswered_message_asks_the_workers_again(sqlite_url: str
                     created_at=now, last_activity_at=now, expires_at=now + timedelta(minutes=30), state={},
                     agent_state={}, next_seq=0, event_seq=0, renewal_count=0, message_count=0))
             submission = await submit_message(uow, settings, session_id, MessageCreate(content="hello"), utcnow(),
-                                              "key-1", "fingerprint")
+                                              "key-1", "fingerprint", owner=None,
+                                              limiter=RateLimiter(client, keys, Settings(rate_limit_enabled=False)))
             await uow.commit()
             created.append(submission.created)
         await client.aclose()

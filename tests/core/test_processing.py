@@ -168,7 +168,7 @@ def test_redis_away_while_streaming_fails_nothing(ctx: WorkerContext) -> None:
     # Redis must not turn into an agent failure.
     unreachable = redis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     ctx = WorkerContext(settings=ctx.settings, engine=ctx.engine, redis=ctx.redis, keys=ctx.keys,
-                        publisher=EventPublisher(unreachable, ctx.keys, 100))
+                        publisher=EventPublisher(unreachable, ctx.keys, 100, 3600))
     session_id = make_session(ctx)
     user_id = add_user_message(ctx, session_id, "I feel happy")
 

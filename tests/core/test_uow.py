@@ -26,7 +26,7 @@ def test_commit_succeeds_when_redis_refuses_the_task_and_events(sqlite_url: str)
         engine = create_async_db_engine(Settings(database_url=sqlite_url))
         unreachable = aredis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
         keys = Keys("uow-test:")
-        uow = AsyncUnitOfWork(engine, AsyncEventPublisher(unreachable, keys, 10),
+        uow = AsyncUnitOfWork(engine, AsyncEventPublisher(unreachable, keys, 10, 3600),
                               AsyncTaskSender(unreachable, keys, "q"))
         session_id, now = uuid.uuid4(), utcnow()
         await uow.execute(insert(sessions_table).values(
@@ -34,7 +34,7 @@ def test_commit_succeeds_when_redis_refuses_the_task_and_events(sqlite_url: str)
             timeout_minutes=30, auto_renew=True, max_duration_minutes=720, warning_threshold_minutes=5,
             created_at=now, last_activity_at=now, expires_at=now + timedelta(minutes=30), state={}, agent_state={},
             next_seq=0, event_seq=1, renewal_count=0, message_count=0))
-        await uow.record(Event(session_id=session_id, seq=1, type="session.renewed", data={}))
+        uow.emit(Event(session_id=session_id, seq=1, type="session.renewed", data={}))
         uow.process_session_after_commit(session_id)
 
         await uow.commit()  # must not raise: the client would resend what is already stored

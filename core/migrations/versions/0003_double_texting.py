@@ -1,6 +1,6 @@
 """sessions.double_texting: what a session does with a message sent while a reply is pending
 
-Revision ID: 0002
+Revision ID: 0003
 Revises: 0002_4
 Create Date: 2026-11-25
 """
