@@ -17,6 +17,8 @@ FULL = [
     ["bench_peers.py"],
     ["bench_calls.py"],
     ["bench_history.py"],
+    ["bench_fanout.py"],
+    ["bench_stats.py"],
     ["bench_analysis.py"],
     ["bench_coldstart.py"],
     ["bench_sweep.py"],
