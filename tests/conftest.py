@@ -71,15 +71,8 @@ def stack(backend: str, request: pytest.FixtureRequest, redis_prefix: str, run_i
     prefix = f"{redis_prefix}{backend}:"
     stack = Stack(env=stack_env(database_url, prefix, f"q-{run_id}-{backend}"),
                   log_dir=Path(tmp_path_factory.mktemp(f"stack-{backend}")))
-    try:
-        stack.start_worker()
-        stack.start_api()
+    with stack.running(workers=1):
         yield stack
-    except BaseException:
-        print(stack.logs())
-        raise
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="session")
@@ -105,12 +98,5 @@ def secure_stack(postgres_url: str, redis_prefix: str, run_id: str,
     REPLY_WAIT_SECONDS and answers 202."""
     env = stack_env(postgres_url, f"{redis_prefix}secure:", f"q-{run_id}-secure", ENVIRONMENT="production",
                     RATE_LIMIT_ENABLED="false", REPLY_WAIT_SECONDS="0.5", **AUTH_ENV)
-    stack = Stack(env=env, log_dir=Path(tmp_path_factory.mktemp("secure-stack")))
-    try:
-        stack.start_api()
+    with Stack(env=env, log_dir=Path(tmp_path_factory.mktemp("secure-stack"))).running() as stack:
         yield stack
-    except BaseException:
-        print(stack.logs())
-        raise
-    finally:
-        stack.stop()

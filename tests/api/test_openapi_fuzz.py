@@ -37,15 +37,8 @@ def fuzzed_stack(redis_prefix: str, run_id: str, tmp_path_factory: pytest.TempPa
     with scratch_postgres(f"as_fuzz_{run_id}") as database_url:
         env = stack_env(database_url, f"{redis_prefix}fuzz:", f"q-{run_id}-fuzz", ENVIRONMENT="production",
                         RATE_LIMIT_ENABLED="false", REPLY_WAIT_SECONDS="0.5", **AUTH_ENV)
-        stack = Stack(env=env, log_dir=Path(tmp_path_factory.mktemp("fuzz-stack")))
-        try:
-            stack.start_api()
+        with Stack(env=env, log_dir=Path(tmp_path_factory.mktemp("fuzz-stack"))).running() as stack:
             yield stack
-        except BaseException:
-            print(stack.logs())
-            raise
-        finally:
-            stack.stop()
 
 
 def test_api_conforms_to_its_openapi_document(fuzzed_stack: Stack, tmp_path: Path) -> None:

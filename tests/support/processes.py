@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +130,20 @@ class Stack:
     def stop(self) -> None:
         for service in reversed(self.services):
             service.stop()
+
+    @contextlib.contextmanager
+    def running(self, workers: int = 0) -> Iterator[Stack]:
+        """Start `workers` workers and the API; print the services' logs if that fails; stop them all at the end."""
+        try:
+            for _ in range(workers):
+                self.start_worker()
+            self.start_api()
+            yield self
+        except BaseException:
+            print(self.logs())
+            raise
+        finally:
+            self.stop()
 
     def log_records(self, name: str) -> list[dict[str, Any]]:
         """The JSON log lines written so far by the services called `name` (other lines skipped)."""
