@@ -161,15 +161,18 @@ def _claim_next(ctx: WorkerContext, session_id: uuid.UUID) -> Job | None:
         if conn.dialect.name == "postgresql":
             # Losing this commit in a crash only means the message is claimed again: no need to wait for fsync.
             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-        waiting = conn.execute(select(messages_table).where(
+        unanswered = select(messages_table).where(
             M.session_id == session_id, M.role == "user", M.status.in_(("pending", "processing")),
-        ).order_by(M.seq)).all()
+        ).order_by(M.seq)
+        waiting = conn.execute(unanswered.limit(1)).all()
         if not waiting:
             return None
         session = conn.execute(
             select(sessions_table, agents_table.c.provider, agents_table.c.name.label("agent_name"),
                    agents_table.c.settings.label("agent_settings"))
             .join(agents_table, agents_table.c.id == S.agent_id).where(S.id == session_id)).one()
+        if session.double_texting in ("coalesce", "interrupt"):  # only these look past the oldest message
+            waiting = conn.execute(unanswered).all()
         agent_settings = session.agent_settings or {}
         # enqueue / reject: the oldest, alone. interrupt: the newest (the older ones are superseded below).
         # coalesce: all of them, as one turn answered after the newest.
@@ -319,10 +322,9 @@ def _store_reply(ctx: WorkerContext, job: Job, reply: AgentReply, agent_ms: floa
             conn.execute(update(messages_table).where(M.id == earlier.id).values(
                 status="completed", completed_at=now, lease_until=None, error=None,
                 metadata={**earlier.metadata, "coalescedInto": str(user.id)}))
-        conn.execute(update(sessions_table).where(S.id == session.id).values(
+        updated = conn.execute(update(sessions_table).where(S.id == session.id).values(
             next_seq=values["seq"], event_seq=session.event_seq + 2, message_count=session.message_count + 1,
-            state=state, agent_state=reply.agent_state))
-        updated = conn.execute(select(sessions_table).where(S.id == session.id)).one()
+            state=state, agent_state=reply.agent_state).returning(sessions_table)).one()
         db_ms = (time.perf_counter() - started) * 1000
         reply_public = public_json(message_public(SimpleNamespace(**values, error=None)))
         status = public_json(session_status(updated, now, ctx.settings.timeout_minute))
