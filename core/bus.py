@@ -120,8 +120,7 @@ class EventPublisher:
         """Best effort: durable events are already in Postgres (readers catch up from there) and chunks are
         live-only, so Redis being away must not fail the work that produced them."""
         pipe = self._redis.pipeline(transaction=False)
-        for event in events:
-            _queue_publish(pipe, self._keys, self._maxlen, self._ttl, event)
+        _queue_publish(pipe, self._keys, self._maxlen, self._ttl, events)
         try:
             # An XADD refused because a newer event got there first is fine: readers fall back to Postgres.
             pipe.execute(raise_on_error=False)
@@ -140,19 +139,21 @@ class AsyncEventPublisher:
 
     async def publish(self, events: Iterable[Event]) -> None:
         pipe = self._redis.pipeline(transaction=False)
-        for event in events:
-            _queue_publish(pipe, self._keys, self._maxlen, self._ttl, event)
+        _queue_publish(pipe, self._keys, self._maxlen, self._ttl, events)
         await pipe.execute(raise_on_error=False)
 
 
-def _queue_publish(pipe: Any, keys: Keys, maxlen: int, ttl: int, event: Event) -> None:
-    payload = event.encode()
-    if event.durable:
-        stream = keys.stream(event.session_id)
-        pipe.xadd(stream, {"e": payload}, id=event.id, maxlen=maxlen, approximate=True)
-        # Idle sessions' Streams go away; a reader past them falls back to the database.
+def _queue_publish(pipe: Any, keys: Keys, maxlen: int, ttl: int, events: Iterable[Event]) -> None:
+    streams: set[str] = set()
+    for event in events:
+        payload = event.encode()
+        if event.durable:
+            stream = keys.stream(event.session_id)
+            pipe.xadd(stream, {"e": payload}, id=event.id, maxlen=maxlen, approximate=True)
+            streams.add(stream)
+        pipe.publish(keys.channel(event.session_id), payload)
+    for stream in streams:  # idle sessions' Streams go away; a reader past them falls back to the database
         pipe.expire(stream, ttl)
-    pipe.publish(keys.channel(event.session_id), payload)
 
 
 class Subscription:

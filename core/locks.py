@@ -1,48 +1,99 @@
-"""Per-session processing lock in Redis: one holder at a time, a lease renewed while held."""
+"""Per-session processing lock in Redis: one holder at a time, a lease renewed while held.
+
+One keeper thread per process renews every lock held in it, instead of a thread per lock: starting and
+joining a thread for every message cost more CPU than the message's Redis calls.
+"""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 import uuid
 
 import redis
+from redis.commands.core import Script
 
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-_RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
-          "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0")
+# Sent by SHA (EVALSHA), loaded on first use. KEYS: lock, rerun mark; ARGV: token, "1" to also take the mark.
+_RELEASE = Script(None, b"""
+if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
+if ARGV[2] == '1' then return redis.call('getdel', KEYS[2]) end
+return false
+""")
+_RENEW = Script(None, b"if redis.call('get', KEYS[1]) == ARGV[1] then "
+                      b"return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0")
 
 
 class SessionLock:
     def __init__(self, client: redis.Redis, key: str, lease_seconds: float) -> None:
         self._redis = client
-        self._key = key
-        self._lease_ms = int(lease_seconds * 1000)
-        self._token = uuid.uuid4().hex
-        self._stop = threading.Event()
-        self._renewer: threading.Thread | None = None
+        self.key = key
+        self.lease_ms = int(lease_seconds * 1000)
+        self.token = uuid.uuid4().hex
         self.lost = False  # set when the lease could not be renewed: another worker may take over
 
     def acquire(self) -> bool:
-        if not self._redis.set(self._key, self._token, nx=True, px=self._lease_ms):
+        if not self._redis.set(self.key, self.token, nx=True, px=self.lease_ms):
             return False
-        self._stop.clear()
-        self._renewer = threading.Thread(target=self._keep_alive, name=f"lock-renewer:{self._key}", daemon=True)
-        self._renewer.start()
+        _keeper().hold(self)
         return True
 
-    def release(self) -> None:
-        self._stop.set()
-        if self._renewer is not None:
-            self._renewer.join()
-            self._renewer = None
-        self._redis.eval(_RELEASE, 1, self._key, self._token)
+    def release(self, rerun_key: str | None = None) -> bool:
+        """Let go of the lock; with `rerun_key`, also take the rerun mark in the same call: True if one was left."""
+        _keeper().drop(self)
+        taken = _RELEASE(keys=[self.key, rerun_key or self.key], args=[self.token, "1" if rerun_key else "0"],
+                         client=self._redis)
+        return bool(taken)
 
-    def _keep_alive(self) -> None:
-        # Renew at a third of the lease, so one missed renewal does not lose the lock.
-        while not self._stop.wait(self._lease_ms / 3000):
-            try:
-                if not self._redis.eval(_RENEW, 1, self._key, self._token, self._lease_ms):
-                    self.lost = True
-                    return
-            except redis.RedisError:
-                continue
+    def renew(self) -> None:
+        try:
+            renewed = _RENEW(keys=[self.key], args=[self.token, self.lease_ms], client=self._redis)
+        except redis.RedisError:
+            return  # try again at the next round; the lease outlasts two missed renewals
+        if not renewed:
+            self.lost = True
+
+
+class _Keeper:
+    """Renews each held lock at a third of its lease, so one missed renewal does not lose it."""
+
+    def __init__(self) -> None:
+        self._due: dict[SessionLock, float] = {}
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="lock-keeper", daemon=True)
+        self._thread.start()
+
+    def hold(self, lock: SessionLock) -> None:
+        with self._changed:
+            self._due[lock] = time.monotonic() + lock.lease_ms / 3000
+            self._changed.notify()
+
+    def drop(self, lock: SessionLock) -> None:
+        with self._changed:
+            self._due.pop(lock, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                now = time.monotonic()
+                due = [lock for lock, at in self._due.items() if at <= now]
+                if not due:
+                    self._changed.wait(min(self._due.values(), default=now + 60) - now)
+                    continue
+                for lock in due:
+                    self._due[lock] = now + lock.lease_ms / 3000
+            for lock in due:
+                lock.renew()
+
+
+_keepers: dict[int, _Keeper] = {}
+_keepers_lock = threading.Lock()
+
+
+def _keeper() -> _Keeper:
+    # Keyed by pid: a forked worker child starts its own thread rather than relying on the parent's.
+    with _keepers_lock:
+        keeper = _keepers.get(os.getpid())
+        if keeper is None:
+            keeper = _keepers[os.getpid()] = _Keeper()
+        return keeper

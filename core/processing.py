@@ -58,7 +58,10 @@ def build_context(settings: Settings, stopping: threading.Event | None = None) -
     """Connections for the handler (pools are created lazily, on first use)."""
     client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
     keys = Keys(settings.redis_prefix)
-    return WorkerContext(settings=settings, engine=create_sync_engine(settings), redis=client, keys=keys,
+    # No ping before each checkout (a round trip per transaction): a connection that went stale with a
+    # Postgres restart fails its task with OperationalError, which the task retries on a fresh pool.
+    engine = create_sync_engine(settings, pool_pre_ping=False)
+    return WorkerContext(settings=settings, engine=engine, redis=client, keys=keys,
                          publisher=EventPublisher(client, keys, settings.event_stream_maxlen,
                                                   settings.event_stream_ttl_seconds),
                          stopping=stopping or threading.Event())
@@ -113,9 +116,10 @@ def process_session(ctx: WorkerContext, session_id: uuid.UUID) -> int:
         try:
             settled += _drain(ctx, session_id, lock)
         finally:
-            lock.release()
-        if ctx.stopping.is_set() or not ctx.redis.getdel(rerun_key):
-            return settled  # a stopping worker leaves the rest (and any rerun mark) to the next one
+            # A stopping worker leaves the rest (and any rerun mark) to the next one.
+            rerun = lock.release(rerun_key=None if ctx.stopping.is_set() else rerun_key)
+        if not rerun:
+            return settled
 
 
 def has_unanswered_messages(ctx: WorkerContext, session_id: uuid.UUID) -> bool:
@@ -131,24 +135,33 @@ def _drain(ctx: WorkerContext, session_id: uuid.UUID, lock: SessionLock) -> int:
         job = _claim_next(ctx, session_id)
         if job is None:
             return settled
-        logs.bind(message_id=job.message.id)
-        if job.session.status not in ("active", "paused"):
-            _store_failure(ctx, job, "SESSION_CLOSED", "the session closed before this message was answered")
-        elif job.message.attempts >= MAX_DELIVERIES:
-            _store_failure(ctx, job, "DELIVERY_FAILED", f"processing was interrupted {MAX_DELIVERIES} times")
-        else:
-            started = time.perf_counter()
-            outcome = _run_agent(ctx, job)
-            agent_ms = (time.perf_counter() - started) * 1000
-            metrics.AGENT_DURATION.labels(job.provider).observe(agent_ms / 1000)
-            if isinstance(outcome, AgentReply):
-                _store_reply(ctx, job, outcome, agent_ms)
-            elif isinstance(outcome, Superseded):
-                _store_superseded(ctx, job, job.message, outcome.newer_id)
-            else:
-                _store_failure(ctx, job, outcome.code, outcome.reason)
         settled += 1
+        if not _settle(ctx, job):
+            # Nothing newer than this turn: a message committed from now on finds the lock still held and
+            # leaves a rerun mark, so no need to look again (one transaction less per message).
+            return settled
     return settled
+
+
+def _settle(ctx: WorkerContext, job: Job) -> bool:
+    """Answer the claimed turn, or fail it; False when the session is known to have no newer message."""
+    logs.bind(message_id=job.message.id)
+    if job.session.status not in ("active", "paused"):
+        _store_failure(ctx, job, "SESSION_CLOSED", "the session closed before this message was answered")
+    elif job.message.attempts >= MAX_DELIVERIES:
+        _store_failure(ctx, job, "DELIVERY_FAILED", f"processing was interrupted {MAX_DELIVERIES} times")
+    else:
+        started = time.perf_counter()
+        outcome = _run_agent(ctx, job)
+        agent_ms = (time.perf_counter() - started) * 1000
+        metrics.AGENT_DURATION.labels(job.provider).observe(agent_ms / 1000)
+        if isinstance(outcome, AgentReply):
+            return _store_reply(ctx, job, outcome, agent_ms)
+        if isinstance(outcome, Superseded):
+            _store_superseded(ctx, job, job.message, outcome.newer_id)
+        else:
+            _store_failure(ctx, job, outcome.code, outcome.reason)
+    return True
 
 
 def _claim_next(ctx: WorkerContext, session_id: uuid.UUID) -> Job | None:
@@ -296,7 +309,8 @@ def _insert_ignoring_duplicate(conn: Any, values: dict[str, Any]) -> bool:
     return conn.execute(statement.returning(M.id)).first() is not None
 
 
-def _store_reply(ctx: WorkerContext, job: Job, reply: AgentReply, agent_ms: float) -> None:
+def _store_reply(ctx: WorkerContext, job: Job, reply: AgentReply, agent_ms: float) -> bool:
+    """Store the reply and settle the turn; True if the session has newer messages than the one answered."""
     started = time.perf_counter()
     now = utcnow()
     user = job.message
@@ -312,9 +326,10 @@ def _store_reply(ctx: WorkerContext, job: Job, reply: AgentReply, agent_ms: floa
         values = {"id": _reply_id(job), "session_id": session.id, "seq": session.next_seq + 1, "role": "agent",
                   "author_id": str(session.agent_id), "content": reply.text, "metadata": metadata,
                   "status": "completed", "reply_to": user.id, "created_at": now, "completed_at": now, "attempts": 1}
+        newer_waiting = session.next_seq > user.seq
         if not _insert_ignoring_duplicate(conn, values):
             conn.rollback()  # another delivery already answered it
-            return
+            return True
         conn.execute(update(messages_table).where(M.id == user.id).values(
             status="completed", completed_at=now, lease_until=None, error=None,
             metadata={**user.metadata, "analysis": analysis}))
@@ -340,6 +355,7 @@ def _store_reply(ctx: WorkerContext, job: Job, reply: AgentReply, agent_ms: floa
         conn.execute(insert(events_table), [event.row() for event in events])
     ctx.publisher.publish(events)
     log.info("reply stored", reply_id=str(values["id"]), agent_ms=round(agent_ms, 2), db_ms=round(db_ms, 2))
+    return newer_waiting
 
 
 def _store_superseded(ctx: WorkerContext, job: Job, message: Any, newer_id: uuid.UUID) -> None:
