@@ -18,7 +18,8 @@ SCOPE_OF_ACCESS = {"read": READ, "write": WRITE}
 API_PREFIX = "/api"
 
 
-def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+async def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+    # async although it awaits nothing: Litestar runs a sync guard in a worker thread, a hop per request.
     settings = connection.app.state.resources.settings
     path = connection.scope["path"]
     if connection.app.openapi_config and path.startswith(connection.app.openapi_config.path):

@@ -18,7 +18,7 @@ def build_agent(provider: str, settings: dict[str, Any]) -> Agent:
     if provider == "echo":
         from core.agents.echo import EchoAgent
 
-        return EchoAgent()
+        return EchoAgent.from_settings(settings)
     if provider == "openai":
         from core.agents.openai_provider import OpenAIAgent
 

@@ -55,3 +55,14 @@ class AgentFailure(Exception):
         self.reason = reason
         self.transient = transient
         self.code = code
+
+
+MAX_CHUNK_DELAY_MS = 1000
+
+
+def chunk_delay_seconds(settings: dict[str, Any]) -> float:
+    """The demo pause between streamed chunks (agent setting `chunk_delay_ms`), capped so it cannot stall a worker."""
+    try:
+        return min(max(0.0, float(settings.get("chunkDelayMs", 0))), MAX_CHUNK_DELAY_MS) / 1000
+    except (TypeError, ValueError):
+        return 0.0

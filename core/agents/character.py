@@ -21,7 +21,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from core.agents.eliza import MAX_CHUNK_DELAY_MS
+from core.agents.base import MAX_CHUNK_DELAY_MS
 from core.schemas import Provider, Schema, TimeoutConfigUpdate
 
 CHARACTER_SUFFIXES = (".json", ".yaml", ".yml")
@@ -95,7 +95,7 @@ class AgentSettings(StrictSchema):
     examples: list[list[ExampleMessage]] = Field(default_factory=list, max_length=20,
                                                  description="example exchanges, each a list of messages")
     script: ElizaScript | None = Field(None, description="eliza: bundled script name")
-    chunk_delay_ms: int | None = Field(None, ge=0, le=MAX_CHUNK_DELAY_MS, description="eliza: pause between streamed words")
+    chunk_delay_ms: int | None = Field(None, ge=0, le=MAX_CHUNK_DELAY_MS, description="eliza, echo: pause between streamed chunks")
     history_messages: int | None = Field(None, ge=1, le=500,
                                          description="earlier messages loaded for the prompt (HISTORY_WINDOW)")
     model: ModelSettings | None = None

@@ -1,24 +1,35 @@
-"""A trivial agent that repeats the message: a baseline for benchmarks and pipeline tests."""
+"""A trivial agent that repeats the message: a baseline for benchmarks and pipeline tests.
+
+With `chunkDelayMs` it pauses before each chunk, as a model's generation would: a stand-in for an agent
+whose time goes to waiting (benchmarks of worker scaling, load tests) rather than to our CPU.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
-from core.agents.base import AgentContext, AgentOutput, AgentReply
+from core.agents.base import AgentContext, AgentOutput, AgentReply, chunk_delay_seconds
 
 PREFIX = "echo: "
 
 
 class EchoAgent:
+    def __init__(self, delay_seconds: float = 0.0) -> None:
+        self.delay_seconds = delay_seconds
+
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> EchoAgent:
-        return cls()
+        return cls(chunk_delay_seconds(settings))
 
     def run(self, context: AgentContext) -> Iterator[AgentOutput]:
-        yield PREFIX
-        if context.message:
-            yield context.message
+        for chunk in (PREFIX, context.message):
+            if not chunk:
+                continue
+            if self.delay_seconds:
+                time.sleep(self.delay_seconds)
+            yield chunk
         yield AgentReply(
             text=PREFIX + context.message,
             thought="echo agent repeats the message",

@@ -17,7 +17,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from core.agents.base import AgentContext, AgentFailure, AgentOutput, AgentReply
+from core.agents.base import AgentContext, AgentFailure, AgentOutput, AgentReply, chunk_delay_seconds
 
 SCRIPT_NAME = re.compile(r"[A-Za-z0-9_-]+")
 TOKEN = re.compile(r"[\w']+|[.,;:!?]")
@@ -29,7 +29,6 @@ MAX_FRAGMENT_WORDS = 25  # echoing a whole essay back reads badly; its start is 
 MEMORY_LIMIT = 5
 MAX_GOTO_DEPTH = 5  # a script with a goto cycle must not hang the worker
 MAX_NAME_LENGTH = 40
-MAX_CHUNK_DELAY_MS = 1000
 NAME_EVERY_N_TURNS = 3
 
 
@@ -318,12 +317,6 @@ def preferred_name(preferences: dict[str, Any]) -> str:
     return ""
 
 
-def chunk_delay_seconds(settings: dict[str, Any]) -> float:
-    """The demo pause between words (agent setting `chunk_delay_ms`), capped so it cannot stall a worker."""
-    try:
-        return min(max(0.0, float(settings.get("chunkDelayMs", 0))), MAX_CHUNK_DELAY_MS) / 1000
-    except (TypeError, ValueError):
-        return 0.0
 
 
 @lru_cache(maxsize=16)

@@ -70,9 +70,10 @@ def load(base_url: str, urls: list[str], seconds: float, request: Request = our_
     return len(latencies) / elapsed, percentile(latencies, 50), percentile(latencies, 99)
 
 
-def sessions(base_url: str, count: int) -> list[str]:
+def sessions(base_url: str, count: int, chunk_delay_ms: int = 0) -> list[str]:
     with httpx.Client(base_url=base_url, timeout=30) as http:
-        agent = http.post("/api/agents", json={"name": f"echo-{time.time_ns()}", "provider": "echo"}).json()["id"]
+        agent = http.post("/api/agents", json={"name": f"echo-{time.time_ns()}", "provider": "echo",
+                                               "settings": {"chunkDelayMs": chunk_delay_ms}}).json()["id"]
         ids = [http.post("/api/messaging/sessions", json={"agentId": agent, "userId": f"bench-{n}"}).json()["sessionId"]
                for n in range(count)]
     return [f"/api/messaging/sessions/{sid}/messages" for sid in ids]
@@ -126,30 +127,50 @@ def cpu_busy_percent(before: psutil._common.scputimes, after: psutil._common.scp
     return 100 * (1 - (after.idle - before.idle) / total) if total else float("nan")
 
 
+CONFIGS = [("inline (no queue)", {"PROCESSING": "inline"}, 0), ("queue, 1 worker", {}, 1), ("queue, 2 workers", {}, 2)]
+
+
+def measure(database_url: str, concurrency: int, seconds: float, chunk_delay_ms: int = 0) -> list[list[object]]:
+    """One row per setup: sessions, setup, msg/s, p50, p99, ratio to the first setup (inline), CPU busy %."""
+    rows: list[list[object]] = []
+    baseline = None
+    for name, env, workers in CONFIGS:
+        with stack(database_url, f"tp{concurrency}-{workers}-{chunk_delay_ms}", workers=workers, **env) as running:
+            urls = sessions(running.base_url, concurrency, chunk_delay_ms)
+            load(running.base_url, urls, 2)  # warm-up
+            cpu_before = psutil.cpu_times()
+            rate, p50, p99 = load(running.base_url, urls, seconds)
+            cpu = cpu_busy_percent(cpu_before, psutil.cpu_times())
+        baseline = baseline or rate
+        rows.append([concurrency, name, rate, p50, p99, rate / baseline, cpu])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, nargs="*", default=[16, 64])
+    parser.add_argument("--waiting-agent-ms", type=int, default=50,
+                        help="also measure an echo agent pausing this long before each of its 2 chunks, at the "
+                             "largest concurrency: an agent that waits (like a model) rather than uses our CPU; "
+                             "0 to skip")
     args = parser.parse_args()
     rows = []
     with scratch_postgres() as database_url:
         for concurrency in args.concurrency:
-            configs = [("inline (no queue)", {"PROCESSING": "inline"}, 0), ("queue, 1 worker", {}, 1),
-                       ("queue, 2 workers", {}, 2)]
-            baseline = None
-            for name, env, workers in configs:
-                with stack(database_url, f"tp{concurrency}-{workers}", workers=workers, **env) as running:
-                    urls = sessions(running.base_url, concurrency)
-                    load(running.base_url, urls, 2)  # warm-up
-                    cpu_before = psutil.cpu_times()
-                    rate, p50, p99 = load(running.base_url, urls, args.seconds)
-                    cpu = cpu_busy_percent(cpu_before, psutil.cpu_times())
-                baseline = baseline or rate
-                rows.append([concurrency, name, rate, p50, p99, rate / baseline, cpu])
+            rows += measure(database_url, concurrency, args.seconds)
             rows.append([concurrency, "load generator ceiling", client_ceiling(concurrency, args.seconds / 2),
                          float("nan"), float("nan"), float("nan"), float("nan")])
-    print_table(f"Throughput, echo agent, {os.cpu_count()} cores, {args.seconds:.0f} s per cell",
-                ["sessions", "setup", "msg/s", "p50 ms", "p99 ms", "vs inline", "CPU busy %"], rows)
+        print_table(f"Throughput, echo agent, {os.cpu_count()} cores, {args.seconds:.0f} s per cell",
+                    ["sessions", "setup", "msg/s", "p50 ms", "p99 ms", "vs inline", "CPU busy %"], rows)
+        if args.waiting_agent_ms:
+            concurrency = max(args.concurrency)
+            waiting = measure(database_url, concurrency, args.seconds, args.waiting_agent_ms)
+            one_worker = waiting[1][2]
+            print_table(f"Throughput, echo agent waiting {args.waiting_agent_ms} ms before each chunk, "
+                        f"{concurrency} sessions, worker pool threads -c 4",
+                        ["sessions", "setup", "msg/s", "p50 ms", "p99 ms", "vs inline", "CPU busy %",
+                         "vs 1 worker"], [[*row, row[2] / one_worker] for row in waiting])
 
 
 if __name__ == "__main__":

@@ -1,3 +1,6 @@
+import pytest
+
+from core.agents import echo
 from core.agents.base import AgentContext, AgentReply
 from core.agents.echo import EchoAgent
 
@@ -33,3 +36,15 @@ def test_empty_message_still_replies():
 
 def test_from_settings_builds_an_agent():
     assert isinstance(EchoAgent.from_settings({}), EchoAgent)
+
+
+def test_chunk_delay_pauses_before_each_chunk(monkeypatch: pytest.MonkeyPatch):
+    sleeps: list[float] = []
+    monkeypatch.setattr(echo.time, "sleep", sleeps.append)
+    chunks = list(EchoAgent.from_settings({"chunkDelayMs": 25}).run(
+        AgentContext(session_id="s1", user_id="u1", message="hi")))[:-1]
+    assert sleeps == [0.025] * len(chunks) and len(chunks) == 2
+
+
+def test_chunk_delay_is_capped(monkeypatch: pytest.MonkeyPatch):
+    assert EchoAgent.from_settings({"chunkDelayMs": 10**9}).delay_seconds == 1.0
