@@ -171,9 +171,6 @@ def _claim_next(ctx: WorkerContext, session_id: uuid.UUID) -> Job | None:
     """
     now = utcnow()
     with ctx.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # Losing this commit in a crash only means the message is claimed again: no need to wait for fsync.
-            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
         unanswered = select(messages_table).where(
             M.session_id == session_id, M.role == "user", M.status.in_(("pending", "processing")),
         ).order_by(M.seq)
