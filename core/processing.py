@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 import structlog
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -41,6 +41,30 @@ S = sessions_table.c
 MAX_DELIVERIES = 5
 # How often an `interrupt` session's generation looks for a newer message (between chunks, at most this often).
 INTERRUPT_CHECK_SECONDS = 0.05
+
+# The hot path's statements, built once: building a statement and its cache key on every call cost as much
+# CPU as executing it (about 50-100 us each, measured). Parameters are passed at execution.
+_UNANSWERED = select(messages_table).where(
+    M.session_id == bindparam("session_id"), M.role == "user", M.status.in_(("pending", "processing")),
+).order_by(M.seq)
+_OLDEST_UNANSWERED = _UNANSWERED.limit(1)
+_SESSION_AND_AGENT = select(
+    sessions_table, agents_table.c.provider, agents_table.c.name.label("agent_name"),
+    agents_table.c.settings.label("agent_settings"),
+).join(agents_table, agents_table.c.id == S.agent_id).where(S.id == bindparam("session_id"))
+_CLAIM = update(messages_table).where(M.id.in_(bindparam("message_ids", expanding=True))).values(
+    status="processing", lease_until=bindparam("lease_until"), attempts=M.attempts + 1)
+_HISTORY = select(M.role, M.content).where(
+    M.session_id == bindparam("session_id"), M.seq < bindparam("before_seq"), M.status == "completed",
+).order_by(M.seq.desc()).limit(bindparam("window"))
+_LOCK_SESSION = select(sessions_table).where(S.id == bindparam("session_id")).with_for_update()
+# SET clauses come from the execution's parameters (column names); the row is named by `message_id`.
+_SETTLE_MESSAGE = update(messages_table).where(M.id == bindparam("message_id"))
+_UPDATE_SESSION = update(sessions_table).where(S.id == bindparam("session_id")).returning(sessions_table)
+_STORE_REPLY = {  # insert unless a reply to this message exists: True (a row) if this call stored it
+    name: dialect.insert(messages_table).on_conflict_do_nothing(index_elements=["reply_to"]).returning(M.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
 
 
 @dataclass
@@ -170,30 +194,23 @@ def _claim_next(ctx: WorkerContext, session_id: uuid.UUID) -> Job | None:
     Holding the session lock means any `processing` message here was left by a worker that died.
     """
     now = utcnow()
+    this_session = {"session_id": session_id}
     with ctx.engine.begin() as conn:
-        unanswered = select(messages_table).where(
-            M.session_id == session_id, M.role == "user", M.status.in_(("pending", "processing")),
-        ).order_by(M.seq)
-        waiting = conn.execute(unanswered.limit(1)).all()
+        waiting = conn.execute(_OLDEST_UNANSWERED, this_session).all()
         if not waiting:
             return None
-        session = conn.execute(
-            select(sessions_table, agents_table.c.provider, agents_table.c.name.label("agent_name"),
-                   agents_table.c.settings.label("agent_settings"))
-            .join(agents_table, agents_table.c.id == S.agent_id).where(S.id == session_id)).one()
+        session = conn.execute(_SESSION_AND_AGENT, this_session).one()
         if session.double_texting in ("coalesce", "interrupt"):  # only these look past the oldest message
-            waiting = conn.execute(unanswered).all()
+            waiting = conn.execute(_UNANSWERED, this_session).all()
         agent_settings = session.agent_settings or {}
         # enqueue / reject: the oldest, alone. interrupt: the newest (the older ones are superseded below).
         # coalesce: all of them, as one turn answered after the newest.
         claimed = waiting if session.double_texting == "coalesce" else \
             waiting[-1:] if session.double_texting == "interrupt" else waiting[:1]
-        conn.execute(update(messages_table).where(M.id.in_([message.id for message in claimed])).values(
-            status="processing", lease_until=now + timedelta(seconds=ctx.settings.message_lease_seconds),
-            attempts=M.attempts + 1))
-        earlier = conn.execute(select(M.role, M.content).where(
-            M.session_id == session_id, M.seq < claimed[0].seq, M.status == "completed",
-        ).order_by(M.seq.desc()).limit(_history_window(ctx.settings, agent_settings))).all()
+        conn.execute(_CLAIM, {"message_ids": [message.id for message in claimed],
+                              "lease_until": now + timedelta(seconds=ctx.settings.message_lease_seconds)})
+        earlier = conn.execute(_HISTORY, {**this_session, "before_seq": claimed[0].seq,
+                                          "window": _history_window(ctx.settings, agent_settings)}).all()
     history = tuple(HistoryItem(role=row.role, content=row.content) for row in reversed(earlier))
     for message in claimed:
         if message.status == "pending":  # a first claim: how long it queued
@@ -299,20 +316,13 @@ def _raise_if_superseded(ctx: WorkerContext, job: Job) -> None:
         raise Superseded(newer.id)
 
 
-def _insert_ignoring_duplicate(conn: Any, values: dict[str, Any]) -> bool:
-    """Insert the reply unless one already answers this message; True if this call stored it."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(messages_table).values(values).on_conflict_do_nothing(index_elements=["reply_to"])
-    return conn.execute(statement.returning(M.id)).first() is not None
-
-
 def _store_reply(ctx: WorkerContext, job: Job, reply: AgentReply, agent_ms: float) -> bool:
     """Store the reply and settle the turn; True if the session has newer messages than the one answered."""
     started = time.perf_counter()
     now = utcnow()
     user = job.message
     with ctx.engine.begin() as conn:
-        session = conn.execute(select(sessions_table).where(S.id == job.session.id).with_for_update()).one()
+        session = conn.execute(_LOCK_SESSION, {"session_id": job.session.id}).one()
         state, analysis = analyze_exchange(session.state or None, job.prompt, reply.text, reply.confidence,
                                            user.created_at, user.metadata)
         metadata = {"thought": reply.thought, "actions": list(reply.actions), "confidence": reply.confidence,
@@ -324,19 +334,18 @@ def _store_reply(ctx: WorkerContext, job: Job, reply: AgentReply, agent_ms: floa
                   "author_id": str(session.agent_id), "content": reply.text, "metadata": metadata,
                   "status": "completed", "reply_to": user.id, "created_at": now, "completed_at": now, "attempts": 1}
         newer_waiting = session.next_seq > user.seq
-        if not _insert_ignoring_duplicate(conn, values):
+        if conn.execute(_STORE_REPLY[conn.dialect.name], values).first() is None:
             conn.rollback()  # another delivery already answered it
             return True
-        conn.execute(update(messages_table).where(M.id == user.id).values(
-            status="completed", completed_at=now, lease_until=None, error=None,
-            metadata={**user.metadata, "analysis": analysis}))
+        settled = {"status": "completed", "completed_at": now, "lease_until": None, "error": None}
+        conn.execute(_SETTLE_MESSAGE, {**settled, "message_id": user.id,
+                                       "metadata": {**user.metadata, "analysis": analysis}})
         for earlier in job.coalesced:  # answered by this turn's reply, which names them in `coalesced`
-            conn.execute(update(messages_table).where(M.id == earlier.id).values(
-                status="completed", completed_at=now, lease_until=None, error=None,
-                metadata={**earlier.metadata, "coalescedInto": str(user.id)}))
-        updated = conn.execute(update(sessions_table).where(S.id == session.id).values(
-            next_seq=values["seq"], event_seq=session.event_seq + 2, message_count=session.message_count + 1,
-            state=state, agent_state=reply.agent_state).returning(sessions_table)).one()
+            conn.execute(_SETTLE_MESSAGE, {**settled, "message_id": earlier.id,
+                                           "metadata": {**earlier.metadata, "coalescedInto": str(user.id)}})
+        updated = conn.execute(_UPDATE_SESSION, {
+            "session_id": session.id, "next_seq": values["seq"], "event_seq": session.event_seq + 2,
+            "message_count": session.message_count + 1, "state": state, "agent_state": reply.agent_state}).one()
         db_ms = (time.perf_counter() - started) * 1000
         reply_public = public_json(message_public(SimpleNamespace(**values, error=None)))
         status = public_json(session_status(updated, now, ctx.settings.timeout_minute))
