@@ -16,6 +16,7 @@ from core.models import events_table
 from core.taskqueue import SessionProcessor
 
 log = structlog.get_logger(__name__)
+_INSERT_EVENTS = insert(events_table)
 
 
 class AsyncUnitOfWork:
@@ -58,7 +59,7 @@ class AsyncUnitOfWork:
             conn, self._conn = self._conn, None
             try:
                 if self._events:  # durable: stored in the same transaction as the change they describe
-                    await conn.execute(insert(events_table), [event.row() for event in self._events])
+                    await conn.execute(_INSERT_EVENTS, [event.row() for event in self._events])
                 await conn.commit()
             finally:
                 await conn.close()

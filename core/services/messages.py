@@ -6,7 +6,7 @@ from types import SimpleNamespace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from core.bus import Event
 from core.errors import IdempotencyKeyReused, InvalidPagination, SessionBusy
@@ -21,6 +21,9 @@ from core.validation import check_attachments, check_content, check_metadata, mo
 
 M = messages_table.c
 CURSOR_PREFIX = "seq:"
+# The send path's writes, built once; values are bound at execution (the SET clause from column names).
+_INSERT_MESSAGE = insert(messages_table)
+_UPDATE_SESSION = update(sessions_table).where(sessions_table.c.id == bindparam("session_id"))
 
 
 def message_public(row: Any) -> MessagePublic:
@@ -67,14 +70,14 @@ async def submit_message(uow: AsyncUnitOfWork, settings: Settings, session_id: u
         "created_at": now, "attempts": 0, "idempotency_key": idempotency_key,
         "request_hash": fingerprint if idempotency_key else None,
     }
-    await uow.execute(insert(messages_table).values(message))
+    await uow.execute(_INSERT_MESSAGE, message)
     renewed: dict[str, Any] = {}
     if renewal.renewed:
         renewed = {"renewal_count": row.renewal_count + 1,
                    **timeouts.expiry_values(renewal.expires_at, config, settings.timeout_minute)}
-    await uow.execute(update(sessions_table).where(sessions_table.c.id == row.id).values(
-        next_seq=message["seq"], event_seq=row.event_seq + 1, message_count=row.message_count + 1,
-        last_activity_at=now, **renewed))
+    await uow.execute(_UPDATE_SESSION, {"session_id": row.id, "next_seq": message["seq"],
+                                        "event_seq": row.event_seq + 1, "message_count": row.message_count + 1,
+                                        "last_activity_at": now, **renewed})
     public = MessagePublic(**{**message, "is_agent": False, "reply_to": None})
     created = Event(session_id=row.id, seq=row.event_seq + 1, type="message.created",
                     data={"message": public_json(public)}, created_at=now)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 
 from core.analysis import public_state
 from core.bus import Event
@@ -39,6 +39,19 @@ from core.uow import AsyncUnitOfWork
 from core.validation import check_metadata
 
 S = sessions_table.c
+
+
+def _session_query(owned: bool, for_update: bool) -> Any:
+    query = select(sessions_table).where(S.id == bindparam("session_id"))
+    if owned:
+        query = query.where(S.user_id == bindparam("owner"))
+    return query.with_for_update() if for_update else query
+
+
+# Every request loads its session: the variants are built once (building a statement and its cache key on
+# every call cost as much CPU as running it).
+_LOAD_SESSION = {(owned, for_update): _session_query(owned, for_update)
+                 for owned in (False, True) for for_update in (False, True)}
 
 
 def session_public(row: Any, now: datetime, minute: timedelta) -> SessionPublic:
@@ -76,10 +89,8 @@ async def load_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, *, owner: st
     """The session row, if it exists and belongs to `owner` (None: any user's, for the server key).
 
     Another user's session is reported exactly like a missing one, so ids cannot be probed."""
-    query = select(sessions_table).where(S.id == session_id)
-    if owner is not None:
-        query = query.where(S.user_id == owner)
-    row = (await uow.execute(query.with_for_update() if for_update else query)).first()
+    parameters = {"session_id": session_id} if owner is None else {"session_id": session_id, "owner": owner}
+    row = (await uow.execute(_LOAD_SESSION[owner is not None, for_update], parameters)).first()
     if row is None:
         raise SessionNotFound(f"session {session_id} not found", sessionId=str(session_id))
     return row
