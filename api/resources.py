@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import asyncio
 import os
 import time
@@ -93,6 +94,10 @@ def lifespan(settings: Settings, metrics: ApiMetrics):  # type: ignore[no-untype
     @asynccontextmanager
     async def open_resources(app: Litestar) -> AsyncGenerator[None]:
         app.state.resources = await Resources.open(settings, metrics)
+        # What start-up allocated (modules, schemas, routes: most of the heap) lives as long as the process;
+        # moved out of the collector's view, a full collection no longer rescans it. Measured with 1,000
+        # open streams: full collections of 130-245 ms set the broadcast's p99.
+        gc.freeze()
         try:
             yield
         finally:

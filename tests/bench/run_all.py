@@ -26,6 +26,7 @@ FULL = [
 QUICK = {"bench_roundtrip.py": ["--messages", "100"], "bench_throughput.py": ["--seconds", "4"],
          "bench_peers.py": ["--messages", "100", "--langgraph-messages", "20", "--seconds", "4"],
          "bench_calls.py": ["--messages", "50"], "bench_history.py": ["--repeat", "50"],
+         "bench_fanout.py": ["--subscribers", "100", "--rounds", "3", "--messages", "20"],
          "bench_coldstart.py": ["--runs", "1"],
          "bench_sweep.py": ["--due", "2000", "--small", "20000", "--large", "200000", "--runs", "1"]}
 
