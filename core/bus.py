@@ -169,7 +169,12 @@ class Subscription:
 
         Raises TimeoutError when nothing came within `timeout` seconds.
         """
-        return await asyncio.wait_for(self.queue.get(), timeout)
+        if not self.queue.empty():
+            return self.queue.get_nowait()
+        if timeout is None:
+            return await self.queue.get()
+        async with asyncio.timeout(timeout):  # unlike wait_for (Python 3.11), no task per call
+            return await self.queue.get()
 
     def close(self) -> None:
         self._hub._remove(self)
