@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -122,11 +124,34 @@ def _answers(port: int) -> bool:
         return False
 
 
+def cpu_seconds_by_role(services: list[Any]) -> Counter[str]:
+    """CPU seconds used so far by the stack's API and worker processes and by the Postgres and Redis servers.
+
+    Exited processes count through their parent's children times: Postgres backends of connections a pool
+    closed during the run are in the postmaster's."""
+    used: Counter[str] = Counter()
+
+    def add(role: str, times: Any) -> None:
+        used[role] += times.user + times.system + times.children_user + times.children_system
+
+    for service in services:
+        with contextlib.suppress(psutil.Error):
+            add(service.name, psutil.Process(service.process.pid).cpu_times())
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        name = process.info["name"] or ""
+        role = "postgres" if name.startswith("postgres") else "redis" if name.startswith("redis-server") else None
+        if role and process.info["cpu_times"]:
+            add(role, process.info["cpu_times"])
+    return used
+
+
 def cpu_busy_percent(before: psutil._common.scputimes, after: psutil._common.scputimes) -> float:
     total = sum(after) - sum(before)
     return 100 * (1 - (after.idle - before.idle) / total) if total else float("nan")
 
 
+ROLES = ("api", "worker", "postgres", "redis")
+CPU_COLUMN = "CPU ms per message: API / worker / Postgres / Redis"
 CONFIGS = [("inline (no queue)", {"PROCESSING": "inline"}, 0), ("queue, 1 worker", {}, 1), ("queue, 2 workers", {}, 2)]
 
 
@@ -138,11 +163,15 @@ def measure(database_url: str, concurrency: int, seconds: float, chunk_delay_ms:
         with stack(database_url, f"tp{concurrency}-{workers}-{chunk_delay_ms}", workers=workers, **env) as running:
             urls = sessions(running.base_url, concurrency, chunk_delay_ms)
             load(running.base_url, urls, 2)  # warm-up
-            cpu_before = psutil.cpu_times()
+            cpu_before, used_before, started = psutil.cpu_times(), cpu_seconds_by_role(running.services), \
+                time.perf_counter()
             rate, p50, p99 = load(running.base_url, urls, seconds)
+            messages = rate * (time.perf_counter() - started)
             cpu = cpu_busy_percent(cpu_before, psutil.cpu_times())
+            used = cpu_seconds_by_role(running.services) - used_before
         baseline = baseline or rate
-        rows.append([concurrency, name, rate, p50, p99, rate / baseline, cpu])
+        per_message = " / ".join(f"{1000 * used[role] / messages:.1f}" for role in ROLES) if messages else "-"
+        rows.append([concurrency, name, rate, p50, p99, rate / baseline, cpu, per_message])
     return rows
 
 
@@ -160,16 +189,16 @@ def main() -> None:
         for concurrency in args.concurrency:
             rows += measure(database_url, concurrency, args.seconds)
             rows.append([concurrency, "load generator ceiling", client_ceiling(concurrency, args.seconds / 2),
-                         float("nan"), float("nan"), float("nan"), float("nan")])
+                         float("nan"), float("nan"), float("nan"), float("nan"), "-"])
         print_table(f"Throughput, echo agent, {os.cpu_count()} cores, {args.seconds:.0f} s per cell",
-                    ["sessions", "setup", "msg/s", "p50 ms", "p99 ms", "vs inline", "CPU busy %"], rows)
+                    ["sessions", "setup", "msg/s", "p50 ms", "p99 ms", "vs inline", "CPU busy %", CPU_COLUMN], rows)
         if args.waiting_agent_ms:
             concurrency = max(args.concurrency)
             waiting = measure(database_url, concurrency, args.seconds, args.waiting_agent_ms)
             one_worker = waiting[1][2]
             print_table(f"Throughput, echo agent waiting {args.waiting_agent_ms} ms before each chunk, "
                         f"{concurrency} sessions, worker pool threads -c 4",
-                        ["sessions", "setup", "msg/s", "p50 ms", "p99 ms", "vs inline", "CPU busy %",
+                        ["sessions", "setup", "msg/s", "p50 ms", "p99 ms", "vs inline", "CPU busy %", CPU_COLUMN,
                          "vs 1 worker"], [[*row, row[2] / one_worker] for row in waiting])
 
 
