@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, String, UniqueConstraint
+from sqlalchemy import Column, Index, String, UniqueConstraint, and_, literal_column, text
 from sqlmodel import Field, SQLModel
 
 from core.db import JSONColumn, UTCDateTime
@@ -74,12 +74,19 @@ class Session(SQLModel, table=True):
                                                                     server_default="enqueue"))
 
 
+UNANSWERED_SQL = text("role = 'user' AND status IN ('pending', 'processing')")
+
+
 class Message(SQLModel, table=True):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("session_id", "seq", name="uq_messages_session_seq"),
         UniqueConstraint("session_id", "idempotency_key", name="uq_messages_session_idempotency_key"),
         Index("ix_messages_status_created_at", "status", "created_at"),
+        # A session's unanswered messages (the worker's claim, `reject`, `interrupt`): without it the claim
+        # walked every waiting message of every session (migration 0004).
+        Index("ix_messages_unanswered", "session_id", "seq", postgresql_where=UNANSWERED_SQL,
+              sqlite_where=UNANSWERED_SQL),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -117,3 +124,8 @@ agents_table = Agent.__table__  # type: ignore[attr-defined]
 sessions_table = Session.__table__  # type: ignore[attr-defined]
 messages_table = Message.__table__  # type: ignore[attr-defined]
 events_table = SessionEvent.__table__  # type: ignore[attr-defined]
+
+# A user message still waiting for its reply, written with literals rather than bound parameters: Postgres
+# uses the partial index `ix_messages_unanswered` only when it can see that the query implies its predicate.
+UNANSWERED = and_(messages_table.c.role == literal_column("'user'"),
+                  messages_table.c.status.in_([literal_column("'pending'"), literal_column("'processing'")]))

@@ -29,7 +29,7 @@ from core.bus import Event, EventPublisher, Keys
 from core.clock import utcnow
 from core.db import create_sync_engine
 from core.locks import SessionLock
-from core.models import agents_table, events_table, messages_table, sessions_table
+from core.models import UNANSWERED, agents_table, events_table, messages_table, sessions_table
 from core.services.messages import message_public
 from core.services.sessions import public_json, session_status
 from core.settings import Settings
@@ -45,7 +45,7 @@ INTERRUPT_CHECK_SECONDS = 0.05
 # The hot path's statements, built once: building a statement and its cache key on every call cost as much
 # CPU as executing it (about 50-100 us each, measured). Parameters are passed at execution.
 _UNANSWERED = select(messages_table).where(
-    M.session_id == bindparam("session_id"), M.role == "user", M.status.in_(("pending", "processing")),
+    M.session_id == bindparam("session_id"), UNANSWERED,
 ).order_by(M.seq)
 _OLDEST_UNANSWERED = _UNANSWERED.limit(1)
 _SESSION_AND_AGENT = select(
@@ -149,7 +149,7 @@ def process_session(ctx: WorkerContext, session_id: uuid.UUID) -> int:
 def has_unanswered_messages(ctx: WorkerContext, session_id: uuid.UUID) -> bool:
     with ctx.engine.connect() as conn:
         return conn.execute(select(M.id).where(
-            M.session_id == session_id, M.role == "user", M.status.in_(("pending", "processing"))).limit(1),
+            M.session_id == session_id, UNANSWERED).limit(1),
         ).first() is not None
 
 
@@ -310,7 +310,7 @@ def _raise_if_superseded(ctx: WorkerContext, job: Job) -> None:
     # A cheap indexed read; the database (not a Redis flag) decides, so a Redis restart cannot hide it.
     with ctx.engine.connect() as conn:
         newer = conn.execute(select(M.id).where(
-            M.session_id == job.session.id, M.role == "user", M.seq > job.message.seq, M.status == "pending",
+            M.session_id == job.session.id, UNANSWERED, M.seq > job.message.seq, M.status == "pending",
         ).limit(1)).first()
     if newer is not None:
         raise Superseded(newer.id)

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, insert, select, update
 
 from core.bus import Event
 from core.errors import IdempotencyKeyReused, InvalidPagination, SessionBusy
-from core.models import events_table, messages_table, sessions_table
+from core.models import UNANSWERED, events_table, messages_table, sessions_table
 from core.ratelimit import RateLimiter
 from core.schemas import Cursors, MessageCreate, MessagePage, MessagePublic, SessionStatus
 from core.services.sessions import ensure_open, load_session, public_json, session_status
@@ -91,7 +91,7 @@ async def submit_message(uow: AsyncUnitOfWork, settings: Settings, session_id: u
 async def _ensure_not_busy(uow: AsyncUnitOfWork, session_id: uuid.UUID) -> None:
     # Checked under the session's row lock, so two racing sends cannot both pass.
     waiting = (await uow.execute(select(M.id).where(
-        M.session_id == session_id, M.role == "user", M.status.in_(("pending", "processing"))).limit(1))).first()
+        M.session_id == session_id, UNANSWERED).limit(1))).first()
     if waiting is not None:
         raise SessionBusy("the previous message is still being answered; send again after its reply",
                           sessionId=str(session_id), pendingMessageId=str(waiting.id))
