@@ -27,4 +27,5 @@ WITH_BODY = (*GUARDED, 413)
 
 
 def errors(*statuses: int) -> dict[int, ResponseSpec]:
-    return {status: ResponseSpec(ErrorResponse, description=DESCRIPTIONS[status]) for status in sorted(set(statuses))}
+    return {status: ResponseSpec(ErrorResponse, description=DESCRIPTIONS[status], generate_examples=False)
+            for status in sorted(set(statuses))}

@@ -110,8 +110,9 @@ class SessionController(Controller):
     @post("/{session_id:str}/messages", summary="Send a message and get the agent's reply", opt=WRITE,
           description="`transport: \"sse\"` (or `mode: \"stream\"`, or `Accept: text/event-stream`) answers "
                       "with an event stream instead; see the README.",
-          responses={201: ResponseSpec(ReplyPublic, description="The agent's reply"),
-                     202: ResponseSpec(AcceptedPublic, description="Accepted; the reply follows on /events"),
+          responses={201: ResponseSpec(ReplyPublic, description="The agent's reply", generate_examples=False),
+                     202: ResponseSpec(AcceptedPublic, description="Accepted; the reply follows on /events",
+                                       generate_examples=False),
                      200: ResponseSpec(ServerSentEvent, media_type="text/event-stream", generate_examples=False,
                                        description="transport sse: the reply as server-sent events (each one "
                                                    "is described by this schema)"),
