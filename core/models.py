@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, String, UniqueConstraint, and_, literal_column, text
+from sqlalchemy import Column, Index, String, UniqueConstraint, and_, literal_column
 from sqlmodel import Field, SQLModel
 
 from core.db import JSONColumn, UTCDateTime
@@ -74,19 +74,12 @@ class Session(SQLModel, table=True):
                                                                     server_default="enqueue"))
 
 
-UNANSWERED_SQL = text("role = 'user' AND status IN ('pending', 'processing')")
-
-
 class Message(SQLModel, table=True):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("session_id", "seq", name="uq_messages_session_seq"),
         UniqueConstraint("session_id", "idempotency_key", name="uq_messages_session_idempotency_key"),
         Index("ix_messages_status_created_at", "status", "created_at"),
-        # A session's unanswered messages (the worker's claim, `reject`, `interrupt`): without it the claim
-        # walked every waiting message of every session (migration 0004).
-        Index("ix_messages_unanswered", "session_id", "seq", postgresql_where=UNANSWERED_SQL,
-              sqlite_where=UNANSWERED_SQL),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -129,3 +122,7 @@ events_table = SessionEvent.__table__  # type: ignore[attr-defined]
 # uses the partial index `ix_messages_unanswered` only when it can see that the query implies its predicate.
 UNANSWERED = and_(messages_table.c.role == literal_column("'user'"),
                   messages_table.c.status.in_([literal_column("'pending'"), literal_column("'processing'")]))
+# A session's unanswered messages (the worker's claim, `reject`, `interrupt`); without it a claim walked the
+# session's whole history (migration 0004).
+Index("ix_messages_unanswered", messages_table.c.session_id, messages_table.c.seq,
+      postgresql_where=UNANSWERED, sqlite_where=UNANSWERED)
