@@ -19,25 +19,26 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.metrics import ApiMetrics
 from core.bus import AsyncEventPublisher, EventHub, Keys
 from core.db import create_async_db_engine
-from core.processing import WorkerContext, build_context, process_session
+from core.runtime.runner import TurnRunner
 from core.ratelimit import RateLimiter
 from core.services.events import EventLog
 from core.settings import Settings
-from core.taskqueue import AsyncTaskSender, SessionProcessor
-from core.uow import AsyncUnitOfWork
+from core.taskqueue import AsyncTaskSender
+from core.sessions.uow import AsyncUnitOfWork, SessionProcessor
 
 
 class InlineProcessor:
-    """Runs the worker's handler in this process, in a thread, instead of queueing a task."""
+    """Runs turns on this process's own event loop instead of queueing tasks for workers (PROCESSING=inline:
+    the benchmarks' queue-less baseline)."""
 
-    def __init__(self, context: WorkerContext) -> None:
-        self._context = context
-        self._running: set[asyncio.Task[int]] = set()
+    def __init__(self, settings: Settings, engine: AsyncEngine, client: aredis.Redis, keys: Keys) -> None:
+        self.runner = TurnRunner(settings, engine, client, keys, tasks=self)
+        self._claiming: set[asyncio.Task[bool]] = set()
 
     async def process_session(self, session_id: uuid.UUID) -> None:
-        task = asyncio.create_task(asyncio.to_thread(process_session, self._context, session_id))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        task = asyncio.create_task(self.runner.process(session_id))
+        self._claiming.add(task)
+        task.add_done_callback(self._claiming.discard)
 
 
 @dataclass
@@ -67,8 +68,10 @@ class Resources:
         keys = Keys(settings.redis_prefix)
         hub = EventHub(client, keys)
         engine = create_async_db_engine(settings)
-        tasks = (InlineProcessor(build_context(settings)) if settings.processing == "inline"
-                 else AsyncTaskSender(client, keys, settings.celery_queue))
+        tasks: SessionProcessor = AsyncTaskSender(client, keys, settings.celery_queue)
+        if settings.processing == "inline":
+            tasks = InlineProcessor(settings, engine, client, keys)
+            await tasks.runner.start()
         resources = cls(settings=settings, engine=engine, redis=client, keys=keys,
                         publisher=AsyncEventPublisher(client, keys, settings.event_stream_maxlen,
                                                       settings.event_stream_ttl_seconds),
@@ -78,6 +81,8 @@ class Resources:
         return resources
 
     async def close(self) -> None:
+        if isinstance(self.tasks, InlineProcessor):
+            await self.tasks.runner.stop(self.settings.worker_shutdown_grace_seconds)
         await self.hub.stop()
         await self.redis.aclose()
         await self.engine.dispose()

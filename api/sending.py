@@ -29,7 +29,7 @@ from core.schemas import AcceptedPublic, MessageCreate, MessagePublic, ReplyPubl
 from core.services.events import ExchangeFeed
 from core.services.messages import Submission, find_outcome, submit_message
 from core.services.sessions import session_status
-from core.uow import AsyncUnitOfWork
+from core.sessions.uow import AsyncUnitOfWork
 from core.validation import check_idempotency_key, request_fingerprint
 
 TRANSPORT_BY_MODE = {"sync": "http", "stream": "sse", "async": "websocket"}

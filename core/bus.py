@@ -120,7 +120,7 @@ class EventPublisher:
         """Best effort: durable events are already in Postgres (readers catch up from there) and chunks are
         live-only, so Redis being away must not fail the work that produced them."""
         pipe = self._redis.pipeline(transaction=False)
-        _queue_publish(pipe, self._keys, self._maxlen, self._ttl, events)
+        queue_publish(pipe, self._keys, self._maxlen, self._ttl, events)
         try:
             # An XADD refused because a newer event got there first is fine: readers fall back to Postgres.
             pipe.execute(raise_on_error=False)
@@ -139,11 +139,11 @@ class AsyncEventPublisher:
 
     async def publish(self, events: Iterable[Event]) -> None:
         pipe = self._redis.pipeline(transaction=False)
-        _queue_publish(pipe, self._keys, self._maxlen, self._ttl, events)
+        queue_publish(pipe, self._keys, self._maxlen, self._ttl, events)
         await pipe.execute(raise_on_error=False)
 
 
-def _queue_publish(pipe: Any, keys: Keys, maxlen: int, ttl: int, events: Iterable[Event]) -> None:
+def queue_publish(pipe: Any, keys: Keys, maxlen: int, ttl: int, events: Iterable[Event]) -> None:
     streams: set[str] = set()
     for event in events:
         payload = event.encode()

@@ -56,14 +56,24 @@ def api(host: str = typer.Option(None, help="Defaults to HOST"), port: int = typ
                 workers=workers, log_level="warning", log_config=None, access_log=False, lifespan="on")
 
 
+# Celery pool threads per worker: they only hand sessions to the turn runtime (a claim each), so a few keep
+# it busy; the turns themselves run concurrently on the runtime's event loop (WORKER_MAX_TURNS).
+CLAIMING_THREADS = 8
+
+
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def worker(ctx: typer.Context, pool: str = "threads", concurrency: int = 4, loglevel: str = "info") -> None:
-    """Run a Celery worker (extra arguments go to Celery)."""
+def worker(ctx: typer.Context, loglevel: str = "info",
+           max_turns: int = typer.Option(None, help="Turns run at once (defaults to WORKER_MAX_TURNS, 1000)")) -> None:
+    """Run a worker: a Celery consumer feeding this process's turn runtime (extra arguments go to Celery)."""
     from worker.celery_app import app
 
+    if max_turns is not None:
+        os.environ["WORKER_MAX_TURNS"] = str(max_turns)
+        get_settings.cache_clear()
     settings = get_settings()
-    app.worker_main(["worker", "-Q", settings.celery_queue, "--pool", pool, "--concurrency", str(concurrency),
-                     "--loglevel", loglevel, "--without-gossip", "--without-mingle", *ctx.args])
+    app.worker_main(["worker", "-Q", settings.celery_queue, "--pool", "threads", "--concurrency",
+                     str(CLAIMING_THREADS), "--loglevel", loglevel, "--without-gossip", "--without-mingle",
+                     *ctx.args])
 
 
 @cli.command()
@@ -87,7 +97,7 @@ def flower(port: int = typer.Option(5555, help="Port of the Flower dashboard"),
 
 
 @cli.command()
-def dev(port: int = typer.Option(None, help="Defaults to PORT (3000)"), concurrency: int = 4) -> None:
+def dev(port: int = typer.Option(None, help="Defaults to PORT (3000)")) -> None:
     """Everything in one command: SQLite, an embedded Redis, the API, a worker and the beat."""
     settings = get_settings()
     configure_logging(settings)
@@ -105,8 +115,7 @@ def dev(port: int = typer.Option(None, help="Defaults to PORT (3000)"), concurre
     cmd = [sys.executable, "-m", "core.cli"]
     try:
         subprocess.run([*cmd, "migrate"], env=env, check=True)
-        children.append(subprocess.Popen([*cmd, "worker", "--concurrency", str(concurrency), "--loglevel", "warning"],
-                                         env=env))
+        children.append(subprocess.Popen([*cmd, "worker", "--loglevel", "warning"], env=env))
         children.append(subprocess.Popen([*cmd, "beat", "--loglevel", "warning"], env=env))
         children.append(subprocess.Popen([*cmd, "api"], env=env))
         _wait_for_port(port, 30, host=settings.host)

@@ -80,5 +80,14 @@ def bind(**values: Any) -> None:
     structlog.contextvars.bind_contextvars(**{key: str(value) for key, value in values.items() if value is not None})
 
 
+def unbind(*names: str) -> None:
+    structlog.contextvars.unbind_contextvars(*names)
+
+
+def snapshot() -> dict[str, Any]:
+    """The bound context, to carry into work that runs elsewhere (another thread's event loop)."""
+    return structlog.contextvars.get_contextvars()
+
+
 def clear() -> None:
     structlog.contextvars.clear_contextvars()

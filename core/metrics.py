@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
 # Buckets from 5 ms to 2 min: agent calls range from the offline ELIZA (ms) to remote LLMs (tens of s).
@@ -25,6 +25,7 @@ AGENT_DURATION = Histogram("agent_sessions_agent_duration_seconds", "Time the ag
                            ["provider"], buckets=LATENCY_BUCKETS)
 QUEUE_WAIT = Histogram("agent_sessions_queue_wait_seconds",
                        "From the user message being stored to a worker claiming it", buckets=LATENCY_BUCKETS)
+TURNS_RUNNING = Gauge("agent_sessions_turns_running", "Turns (agent generations) running in this process")
 MESSAGE_FAILURES = Counter("agent_sessions_message_failures_total", "User messages that ended `failed`, by reason",
                            ["code"])
 

@@ -87,8 +87,20 @@ class Settings(BaseSettings):
     timeout_minute_seconds: float = Field(60.0, gt=0)
 
     # Worker behaviour.
-    session_lock_seconds: float = 30.0  # lease of a session's processing lock, renewed while held
-    message_lease_seconds: float = 120.0  # a `processing` message older than this is re-queued by the sweep
+    # Turns (model generations) one worker process runs at once. A turn waiting for a model costs no thread
+    # and no database connection (about 50 KB), so this is sized by what the model servers accept, not by cores.
+    worker_max_turns: int = Field(1000, ge=1)
+    # A claimed message's lease, renewed every third of it while its turn runs: a worker that dies stops
+    # renewing, and another takes the turn over about this long after the death.
+    message_lease_seconds: float = Field(6.0, gt=0)
+    # How often each worker looks for turns whose lease ran out (and for a restarted Redis).
+    recovery_interval_seconds: float = Field(1.0, gt=0)
+    # Streamed text is sent as one chunk event per window per reply (the first text at once), or sooner
+    # once this many characters wait: fewer Redis writes and client events than one per token.
+    chunk_flush_ms: float = Field(40.0, ge=0)
+    chunk_flush_chars: int = Field(400, ge=1)
+    # On SIGTERM a worker lets running turns finish for this long, then hands the rest to other workers.
+    worker_shutdown_grace_seconds: float = Field(20.0, ge=0)
     agent_attempts: int = 3  # tries per message for transient agent failures
     agent_retry_backoff_seconds: float = 0.5
     history_window: int = 20  # earlier messages handed to the agent, unless its `historyMessages` says otherwise
@@ -117,6 +129,10 @@ class Settings(BaseSettings):
         if self.max_duration_minutes < self.timeout_minutes:
             raise ValueError("MAX_DURATION_MINUTES must be at least TIMEOUT_MINUTES")
         return self
+
+    @property
+    def message_lease(self) -> timedelta:
+        return timedelta(seconds=self.message_lease_seconds)
 
     @property
     def timeout_minute(self) -> timedelta:

@@ -11,7 +11,7 @@ import base64
 import os
 import socket
 import uuid
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 import redis.asyncio as aredis
@@ -44,12 +44,6 @@ def task_message(task_name: str, args: list[Any], queue: str, task_id: str | Non
             "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
         },
     })
-
-
-class SessionProcessor(Protocol):
-    """Gets a session's pending messages answered: by a queued task, or inline."""
-
-    async def process_session(self, session_id: uuid.UUID) -> None: ...
 
 
 class AsyncTaskSender:

@@ -8,10 +8,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import OperationalError
 
 from core import logs
-from core.processing import has_unanswered_messages, process_session
 from core.sweeps import sweep as run_sweep
 from worker.celery_app import app
-from worker.context import get_context
+from worker.runtime import get_beat_context, get_runtime
 
 # Database or Redis away for a moment: try again later; the handler is idempotent.
 TRANSIENT = (OperationalError, RedisConnectionError)
@@ -19,17 +18,17 @@ TRANSIENT = (OperationalError, RedisConnectionError)
 
 @app.task(name="sessions.process", autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=30,
           max_retries=20)
-def process(session_id: str) -> int:
+def process(session_id: str) -> bool:
+    """Start the session's next turn on this process's runtime (it runs on after the task returns)."""
     logs.bind(session_id=session_id)
-    context = get_context()
-    settled = process_session(context, uuid.UUID(session_id))
-    if context.stopping.is_set() and has_unanswered_messages(context, uuid.UUID(session_id)):
-        # This worker is shutting down and stopped after the message in hand: another worker carries on
-        # with the session now rather than when the sweep notices.
+    runtime = get_runtime()
+    started = runtime.process(uuid.UUID(session_id), logs.snapshot())
+    if not started and runtime.stopping:
+        # This worker is shutting down: another worker carries on with the session now, not at the next sweep.
         process.delay(session_id)
-    return settled
+    return started
 
 
 @app.task(name="sessions.sweep")  # no retries: the next scheduled sweep is the retry
 def sweep() -> dict[str, Any]:
-    return asdict(run_sweep(get_context(), lambda session_id: process.delay(str(session_id))))
+    return asdict(run_sweep(get_beat_context(), lambda session_id: process.delay(str(session_id))))

@@ -9,7 +9,7 @@ from api.responses import GUARDED, WITH_BODY, errors
 from core.agents.character import AgentPatch, Character
 from core.schemas import AgentDeleted, AgentList, AgentPublic
 from core.services import agents
-from core.uow import AsyncUnitOfWork
+from core.sessions.uow import AsyncUnitOfWork
 from core.validation import parse_uuid
 
 AgentId = Annotated[str, Parameter(description="the agent's uuid",

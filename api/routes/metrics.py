@@ -5,7 +5,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.resources import Resources
 from core.services.health import count_open_sessions
-from core.uow import AsyncUnitOfWork
+from core.sessions.uow import AsyncUnitOfWork
 
 
 @get("/metrics", include_in_schema=False, summary="Prometheus metrics of this API process")

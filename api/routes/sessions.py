@@ -32,7 +32,7 @@ from core.schemas import (
 from core.services import conversation, messages, sessions
 from core.services.events import follow_session
 from core.services.health import check_health
-from core.uow import AsyncUnitOfWork
+from core.sessions.uow import AsyncUnitOfWork
 from core.validation import check_idempotency_key, parse_uuid, request_fingerprint
 
 SessionId = Annotated[str, Parameter(description="The session's id (a UUID)", schema_extra={"format": "uuid"})]
@@ -131,7 +131,7 @@ class SessionController(Controller):
                      last_event_id: Annotated[str | None, Parameter(query="lastEventId", max_length=64)] = None,
                      ) -> EventSourceResponse:
         sid = parse_uuid(session_id, "sessionId")
-        await sessions.load_session(uow, sid, owner=principal.owner)  # another user's session: 404, as everywhere
+        await uow.load_session(sid, owner=principal.owner)  # another user's session: 404, as everywhere
         await uow.commit()  # a read: give the connection (and SQLite's read lock) back before the endless stream
         feed = await follow_session(resources.events, resources.hub, sid,
                                     request.headers.get("last-event-id") or last_event_id)

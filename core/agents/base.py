@@ -1,12 +1,16 @@
 """The contract every agent provider implements.
 
 An agent is called by the worker with everything it needs about the conversation and yields its
-reply as text chunks (for streaming) followed by exactly one `AgentReply`.
+reply as text chunks (for streaming) followed by exactly one `AgentReply`, asynchronously: a generation
+is mostly waiting (for a model server), and hundreds run at once on one event loop per worker process.
+An agent whose work is CPU-bound (ELIZA) computes its reply in a thread, off the event loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -43,7 +47,7 @@ AgentOutput = str | AgentReply  # chunks of text, then one final AgentReply
 
 
 class Agent(Protocol):
-    def run(self, context: AgentContext) -> Iterator[AgentOutput]: ...
+    def run(self, context: AgentContext) -> AsyncIterator[AgentOutput]: ...
 
 
 class AgentFailure(Exception):
@@ -66,3 +70,14 @@ def chunk_delay_seconds(settings: dict[str, Any]) -> float:
         return min(max(0.0, float(settings.get("chunkDelayMs", 0))), MAX_CHUNK_DELAY_MS) / 1000
     except (TypeError, ValueError):
         return 0.0
+
+
+WORD_CHUNK = re.compile(r"\S+\s*")
+
+
+async def paced(chunks: list[str], delay_seconds: float) -> AsyncIterator[str]:
+    """The chunks of a reply computed at once, with the demo pause (`chunkDelayMs`) between them."""
+    for index, chunk in enumerate(chunks):
+        if index and delay_seconds:
+            await asyncio.sleep(delay_seconds)
+        yield chunk

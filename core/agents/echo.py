@@ -6,11 +6,10 @@ whose time goes to waiting (benchmarks of worker scaling, load tests) rather tha
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
-from core.agents.base import AgentContext, AgentOutput, AgentReply, chunk_delay_seconds
+from core.agents.base import AgentContext, AgentOutput, AgentReply, chunk_delay_seconds, paced
 
 PREFIX = "echo: "
 
@@ -23,12 +22,8 @@ class EchoAgent:
     def from_settings(cls, settings: dict[str, Any]) -> EchoAgent:
         return cls(chunk_delay_seconds(settings))
 
-    def run(self, context: AgentContext) -> Iterator[AgentOutput]:
-        for chunk in (PREFIX, context.message):
-            if not chunk:
-                continue
-            if self.delay_seconds:
-                time.sleep(self.delay_seconds)
+    async def run(self, context: AgentContext) -> AsyncIterator[AgentOutput]:
+        async for chunk in paced([PREFIX, context.message] if context.message else [PREFIX], self.delay_seconds):
             yield chunk
         yield AgentReply(
             text=PREFIX + context.message,

@@ -10,20 +10,27 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from core.agents.base import AgentContext, AgentFailure, AgentOutput, AgentReply, chunk_delay_seconds
+from core.agents.base import (
+    WORD_CHUNK,
+    AgentContext,
+    AgentFailure,
+    AgentOutput,
+    AgentReply,
+    chunk_delay_seconds,
+    paced,
+)
 
 SCRIPT_NAME = re.compile(r"[A-Za-z0-9_-]+")
 TOKEN = re.compile(r"[\w']+|[.,;:!?]")
 CLAUSE_BREAKS = frozenset(".,;:!?")
 REFERENCE = re.compile(r"\((\d+)(:name)?\)")
-WORD_CHUNK = re.compile(r"\S+\s*")
 MAX_CLAUSE_WORDS = 50  # longer clauses are cut into pieces: keeps worst-case regex backtracking tiny
 MAX_FRAGMENT_WORDS = 25  # echoing a whole essay back reads badly; its start is enough
 MEMORY_LIMIT = 5
@@ -160,7 +167,14 @@ class ElizaAgent:
                 rule["decomposition"], regex, literals, specificity, reassemblies, memories, rule.get("goto")))
         return Keyword(entry["word"], int(entry["rank"]), bool(entry.get("greeting")), tuple(decompositions))
 
-    def run(self, context: AgentContext) -> Iterator[AgentOutput]:
+    async def run(self, context: AgentContext) -> AsyncIterator[AgentOutput]:
+        reply = await asyncio.to_thread(self.reply, context)  # pattern matching is CPU: off the event loop
+        async for chunk in paced(WORD_CHUNK.findall(reply.text), chunk_delay_seconds(context.settings)):
+            yield chunk
+        yield reply
+
+    def reply(self, context: AgentContext) -> AgentReply:
+        """The whole reply to the context's message (deterministic for a given message and agent state)."""
         state = ConversationState(context.agent_state)
         state.turns += 1
         choice = self._respond(context.message, state, has_history=bool(context.history))
@@ -169,13 +183,8 @@ class ElizaAgent:
         if name and (choice.greeting or state.turns % NAME_EVERY_N_TURNS == 0) and name.lower() not in text.lower():
             text = address_by_name(name, text)
             thought += ", addressing the user by name"
-        delay_seconds = chunk_delay_seconds(context.settings)
-        for index, chunk in enumerate(WORD_CHUNK.findall(text)):
-            if index and delay_seconds:
-                time.sleep(delay_seconds)
-            yield chunk
-        yield AgentReply(text=text, thought=thought + ".", actions=choice.actions,
-                         confidence=choice.confidence, agent_state=state.dump())
+        return AgentReply(text=text, thought=thought + ".", actions=choice.actions,
+                          confidence=choice.confidence, agent_state=state.dump())
 
     def _respond(self, message: str, state: ConversationState, has_history: bool) -> Choice:
         clauses = self._clauses(message)

@@ -5,6 +5,9 @@
   first use. The SDK's own retries are off: the worker's retry loop is the one place for retries, and
   SDK errors are mapped to `AgentFailure(transient=...)` for it (429, 5xx, timeouts, broken connections
   are transient; 400, 401, 403, 404, 422 are not, and fail at once with the provider's reason).
+- Async: one `AsyncOpenAI` client per (event loop, base URL, key), so hundreds of generations share a worker
+  process's loop and connection pool. Streamed chunks are read as raw server-sent events and parsed with
+  orjson: the SDK's typed chunk objects cost a pydantic model per token (a quarter of the worker's CPU).
 - Tokens are streamed as chunks as they arrive. A reply that opens with `{` (or a ```json fence) is held
   back instead, and if it parses as a JSON object with a string `text`, that text is the reply and its
   `thought`, `actions` and `confidence` are used (set `structuredReplies: true` to ask the model for it).
@@ -17,15 +20,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
-import threading
-from collections.abc import Iterator
+import weakref
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx2
 import openai
+import orjson
 from pydantic import ValidationError
 
 from core.agents.base import AgentContext, AgentFailure, AgentOutput, AgentReply
@@ -41,19 +47,18 @@ STATUS_MEANING = {400: "bad request (for example a context too long for the mode
                   403: "access denied", 404: "unknown model or endpoint", 408: "request timeout",
                   409: "conflict", 422: "request not understood", 429: "rate limited or out of quota"}
 
-_clients: dict[tuple[str | None, str], openai.OpenAI] = {}
-_clients_lock = threading.Lock()
-os.register_at_fork(after_in_child=_clients.clear)  # a forked worker child must not share the parent's sockets
+# Per event loop: a client's connections belong to the loop that opened them.
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str | None, str], openai.AsyncOpenAI]] = \
+    weakref.WeakKeyDictionary()
 
 
-def client_for(base_url: str | None, api_key: str) -> openai.OpenAI:
-    """One client (and so one connection pool) per endpoint and key, made on first use."""
-    with _clients_lock:
-        client = _clients.get((base_url, api_key))
-        if client is None:
-            client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0)
-            _clients[(base_url, api_key)] = client
-        return client
+def client_for(base_url: str | None, api_key: str) -> openai.AsyncOpenAI:
+    """One client (and so one connection pool) per loop, endpoint and key, made on first use."""
+    clients = _clients.setdefault(asyncio.get_running_loop(), {})
+    client = clients.get((base_url, api_key))
+    if client is None:
+        client = clients[(base_url, api_key)] = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0)
+    return client
 
 
 def api_key_for(model: ModelSettings) -> str:
@@ -145,9 +150,9 @@ def reply_from(generation: Generation, structured: dict[str, Any] | None) -> Age
     return AgentReply(text=text, thought=thought, actions=actions, confidence=confidence)
 
 
-def _reasoning_of(delta: Any) -> str:
-    extra = getattr(delta, "model_extra", None) or {}
-    value = extra.get("reasoning_content") or extra.get("reasoning")
+def _reasoning_of(fields: dict[str, Any]) -> str:
+    """The model's reasoning, where the server sends it apart from the reply (vLLM, DeepSeek)."""
+    value = fields.get("reasoning_content") or fields.get("reasoning")
     return value if isinstance(value, str) else ""
 
 
@@ -165,7 +170,7 @@ class OpenAIAgent:
         except ValidationError as error:
             raise AgentFailure(f"invalid agent settings: {describe(error)}", code="AGENT_MISCONFIGURED") from None
 
-    def run(self, context: AgentContext) -> Iterator[AgentOutput]:
+    async def run(self, context: AgentContext) -> AsyncIterator[AgentOutput]:
         prompt = build_prompt(context, self.settings)
         client = client_for(self.model.base_url, api_key_for(self.model))
         request: dict[str, Any] = {"model": self.model.name, "messages": prompt.messages,
@@ -175,11 +180,16 @@ class OpenAIAgent:
         generation = Generation()
         try:
             if self.model.stream:
-                yield from self._stream(client, request, generation)
+                async for text in self._stream(client, request, generation):
+                    yield text
             else:
-                self._complete(client, request, generation)
+                await self._complete(client, request, generation)
         except openai.OpenAIError as error:
             raise failure_from(error, self.model) from error
+        except httpx2.TimeoutException as error:  # while reading the raw stream (the SDK wraps only the request)
+            raise failure_from(openai.APITimeoutError(request=error.request), self.model) from error
+        except httpx2.TransportError as error:
+            raise failure_from(openai.APIConnectionError(request=error.request), self.model) from error
         if generation.finish_reason is None:  # every compatible server ends a complete reply with one
             raise AgentFailure(f"the reply from {self.model.base_url or 'the OpenAI API'} broke off before its end",
                                transient=True)
@@ -192,21 +202,36 @@ class OpenAIAgent:
         yield reply
 
     @staticmethod
-    def _stream(client: openai.OpenAI, request: dict[str, Any], generation: Generation) -> Iterator[str]:
+    async def _stream(client: openai.AsyncOpenAI, request: dict[str, Any],
+                      generation: Generation) -> AsyncIterator[str]:
         """Yield text deltas as they come, unless the reply looks like a JSON object (held back for parsing)."""
-        with client.chat.completions.create(stream=True, **request) as stream:
-            for chunk in stream:
-                if not chunk.choices:
+        async with client.chat.completions.with_streaming_response.create(stream=True, **request) as response:
+            async for data in sse_data(response.iter_bytes()):
+                if data == b"[DONE]":
+                    break
+                try:
+                    chunk = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    raise AgentFailure("the model server sent a malformed stream chunk", transient=True) from None
+                if not isinstance(chunk, dict):
                     continue
-                choice = chunk.choices[0]
-                generation.finish_reason = choice.finish_reason or generation.finish_reason
-                if reasoning := _reasoning_of(choice.delta):
+                if chunk.get("error"):
+                    raise AgentFailure(f"the model provider reported an error: {_error_text(chunk['error'])}"
+                                       [:MAX_REASON_CHARS], transient=True)
+                choices = chunk.get("choices")
+                if not choices:
+                    continue
+                choice = choices[0]
+                generation.finish_reason = choice.get("finish_reason") or generation.finish_reason
+                delta = choice.get("delta") or {}
+                if reasoning := _reasoning_of(delta):
                     generation.reasoning_parts.append(reasoning)
-                if not choice.delta.content:
+                content = delta.get("content")
+                if not content:
                     continue
-                generation.text_parts.append(choice.delta.content)
+                generation.text_parts.append(content)
                 if generation.streamed:
-                    yield choice.delta.content
+                    yield content
                     continue
                 opening = generation.text.lstrip()
                 if not ("```".startswith(opening) or looks_structured(opening)):  # else: undecided, or held back
@@ -214,11 +239,29 @@ class OpenAIAgent:
                     yield generation.text
 
     @staticmethod
-    def _complete(client: openai.OpenAI, request: dict[str, Any], generation: Generation) -> None:
-        completion = client.chat.completions.create(**request)
+    async def _complete(client: openai.AsyncOpenAI, request: dict[str, Any], generation: Generation) -> None:
+        completion = await client.chat.completions.create(**request)
         if completion.choices:
             choice = completion.choices[0]
             generation.text_parts.append(choice.message.content or "")
             generation.finish_reason = choice.finish_reason
-            if reasoning := _reasoning_of(choice.message):
+            if reasoning := _reasoning_of(choice.message.model_extra or {}):
                 generation.reasoning_parts.append(reasoning)
+
+
+async def sse_data(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The `data:` payloads of a server-sent event stream, as bytes (one per line: OpenAI-compatible servers
+    send one JSON document per event)."""
+    pending = b""
+    async for block in body:
+        pending += block
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.startswith(b"data:"):
+                yield line[5:].strip()
+    if pending.startswith(b"data:"):
+        yield pending[5:].strip()
+
+
+def _error_text(error: Any) -> str:
+    return str(error.get("message") or error) if isinstance(error, dict) else str(error)

@@ -12,7 +12,7 @@ from core.clock import utcnow
 from core.errors import AgentInUse, AgentNameTaken, AgentNotFound, InvalidInput
 from core.models import DEFAULT_AGENT_ID, agents_table, sessions_table
 from core.schemas import AgentDeleted, AgentList, AgentPublic
-from core.uow import AsyncUnitOfWork
+from core.sessions.uow import AsyncUnitOfWork
 
 A = agents_table.c
 S = sessions_table.c

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from core.models import sessions_table
 from core.schemas import ComponentHealth, Health
 from core.settings import Settings
-from core.uow import AsyncUnitOfWork
+from core.sessions.uow import AsyncUnitOfWork
 
 S = sessions_table.c
 

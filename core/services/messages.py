@@ -13,17 +13,16 @@ from core.errors import IdempotencyKeyReused, InvalidPagination, SessionBusy
 from core.models import UNANSWERED, events_table, messages_table, sessions_table
 from core.ratelimit import RateLimiter
 from core.schemas import Cursors, MessageCreate, MessagePage, MessagePublic, SessionStatus
-from core.services.sessions import ensure_open, load_session, public_json, session_status
+from core.services.sessions import ensure_open, public_json, session_status
+from core.sessions import statements as sql
+from core.sessions.double_texting import DoubleTexting
 from core.settings import Settings
 from core import timeouts
-from core.uow import AsyncUnitOfWork
+from core.sessions.uow import AsyncUnitOfWork
 from core.validation import check_attachments, check_content, check_metadata, moment_from
 
 M = messages_table.c
 CURSOR_PREFIX = "seq:"
-# The send path's writes, built once; values are bound at execution (the SET clause from column names).
-_INSERT_MESSAGE = insert(messages_table)
-_UPDATE_SESSION = update(sessions_table).where(sessions_table.c.id == bindparam("session_id"))
 
 
 def message_public(row: Any) -> MessagePublic:
@@ -51,13 +50,13 @@ async def submit_message(uow: AsyncUnitOfWork, settings: Settings, session_id: u
     metadata = dict(check_metadata(data.metadata, settings))
     if data.attachments:
         metadata["attachments"] = check_attachments(data.attachments, settings)
-    row = await load_session(uow, session_id, owner=owner, for_update=True)
+    row = await uow.lock_session(session_id, owner=owner)
     if idempotency_key is not None:
         retry = await _find_retry(uow, settings, row, idempotency_key, fingerprint, now)
         if retry is not None:
             return retry  # a retry returns the first result and costs no rate-limit quota
     ensure_open(row, now)
-    if row.double_texting == "reject":
+    if DoubleTexting(row.double_texting).refuses_when_busy:
         await _ensure_not_busy(uow, row.id)
     await limiter.message(row.id, row.user_id)
     config = timeouts.config_of(row)
@@ -70,28 +69,25 @@ async def submit_message(uow: AsyncUnitOfWork, settings: Settings, session_id: u
         "created_at": now, "attempts": 0, "idempotency_key": idempotency_key,
         "request_hash": fingerprint if idempotency_key else None,
     }
-    await uow.execute(_INSERT_MESSAGE, message)
+    await uow.execute(sql.INSERT_MESSAGE, message)
     renewed: dict[str, Any] = {}
     if renewal.renewed:
         renewed = {"renewal_count": row.renewal_count + 1,
                    **timeouts.expiry_values(renewal.expires_at, config, settings.timeout_minute)}
-    await uow.execute(_UPDATE_SESSION, {"session_id": row.id, "next_seq": message["seq"],
-                                        "event_seq": row.event_seq + 1, "message_count": row.message_count + 1,
-                                        "last_activity_at": now, **renewed})
     public = MessagePublic(**{**message, "is_agent": False, "reply_to": None})
-    created = Event(session_id=row.id, seq=row.event_seq + 1, type="message.created",
-                    data={"message": public_json(public)}, created_at=now)
-    uow.emit(created)
+    announced = {"message": public_json(public)}
+    updated = await uow.update_session(
+        row, {"next_seq": message["seq"], "message_count": row.message_count + 1, "last_activity_at": now,
+              **renewed}, [("message.created", announced)], at=now)
     uow.process_session_after_commit(row.id)
-    updated = SimpleNamespace(**{**row._mapping, "last_activity_at": now, **renewed})
+    created = Event(session_id=row.id, seq=updated.event_seq, type="message.created", data=announced, created_at=now)
     return Submission(user_message=public, created=True, created_event=created.envelope(),
                       session_status=session_status(updated, now, settings.timeout_minute, renewal))
 
 
 async def _ensure_not_busy(uow: AsyncUnitOfWork, session_id: uuid.UUID) -> None:
     # Checked under the session's row lock, so two racing sends cannot both pass.
-    waiting = (await uow.execute(select(M.id).where(
-        M.session_id == session_id, UNANSWERED).limit(1))).first()
+    waiting = (await uow.execute(sql.OLDEST_UNANSWERED, {"session_id": session_id})).first()
     if waiting is not None:
         raise SessionBusy("the previous message is still being answered; send again after its reply",
                           sessionId=str(session_id), pendingMessageId=str(waiting.id))
@@ -138,7 +134,7 @@ async def find_outcome(uow: AsyncUnitOfWork, user_message_id: uuid.UUID) -> tupl
     if reply is None:
         return None
     # Called by the edge right after submitting this very message, whose session it has already checked.
-    return message_public(reply), await load_session(uow, reply.session_id, owner=None)
+    return message_public(reply), await uow.load_session(reply.session_id)
 
 
 async def _reply_to(uow: AsyncUnitOfWork, user_message_id: uuid.UUID) -> Any:
@@ -200,7 +196,7 @@ async def page_of_messages(uow: AsyncUnitOfWork, settings: Settings, session_id:
         bounds.append(_bound(*parse_position(before, "before"), older=True))
     if after is not None:
         bounds.append(_bound(*parse_position(after, "after"), older=False))
-    await load_session(uow, session_id, owner=owner)
+    await uow.load_session(session_id, owner=owner)
     # With only `after`, the page is the messages right after it (paging forward); otherwise the newest.
     forward = after is not None and before is None
     order = M.seq.asc() if forward else M.seq.desc()

@@ -35,23 +35,10 @@ from core.ratelimit import RateLimiter
 from core.services.agents import get_agent_row
 from core.settings import Settings
 from core import timeouts
-from core.uow import AsyncUnitOfWork
+from core.sessions.uow import AsyncUnitOfWork
 from core.validation import check_metadata
 
 S = sessions_table.c
-
-
-def _session_query(owned: bool, for_update: bool) -> Any:
-    query = select(sessions_table).where(S.id == bindparam("session_id"))
-    if owned:
-        query = query.where(S.user_id == bindparam("owner"))
-    return query.with_for_update() if for_update else query
-
-
-# Every request loads its session: the variants are built once (building a statement and its cache key on
-# every call cost as much CPU as running it).
-_LOAD_SESSION = {(owned, for_update): _session_query(owned, for_update)
-                 for owned in (False, True) for for_update in (False, True)}
 
 
 def session_public(row: Any, now: datetime, minute: timedelta) -> SessionPublic:
@@ -82,18 +69,6 @@ def session_status(row: Any, now: datetime, minute: timedelta,
                          renewal_count=public.renewal_count, was_renewed=renewal is not None and renewal.renewed,
                          renewal_blocked=blocked, warning=warning,
                          is_near_expiration=public.is_near_expiration, state=public.state)
-
-
-async def load_session(uow: AsyncUnitOfWork, session_id: uuid.UUID, *, owner: str | None,
-                       for_update: bool = False) -> Any:
-    """The session row, if it exists and belongs to `owner` (None: any user's, for the server key).
-
-    Another user's session is reported exactly like a missing one, so ids cannot be probed."""
-    parameters = {"session_id": session_id} if owner is None else {"session_id": session_id, "owner": owner}
-    row = (await uow.execute(_LOAD_SESSION[owner is not None, for_update], parameters)).first()
-    if row is None:
-        raise SessionNotFound(f"session {session_id} not found", sessionId=str(session_id))
-    return row
 
 
 def ensure_open(row: Any, now: datetime, *, allow_paused: bool = False) -> None:
@@ -132,12 +107,12 @@ async def create_session(uow: AsyncUnitOfWork, settings: Settings, data: Session
         "idempotency_key": idempotency_key, "request_hash": fingerprint if idempotency_key else None,
     }
     await uow.execute(insert(sessions_table).values(values))
-    return session_public(await load_session(uow, values["id"], owner=owner), now, settings.timeout_minute)
+    return session_public(await uow.load_session(values["id"], owner=owner), now, settings.timeout_minute)
 
 
 async def get_session(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID,
                       now: datetime, *, owner: str | None) -> SessionPublic:
-    return session_public(await load_session(uow, session_id, owner=owner), now, settings.timeout_minute)
+    return session_public(await uow.load_session(session_id, owner=owner), now, settings.timeout_minute)
 
 
 def _encode_cursor(row: Any) -> str:
@@ -184,20 +159,16 @@ def public_json(model: Any) -> dict[str, Any]:
 async def _change(uow: AsyncUnitOfWork, settings: Settings, row: Any, now: datetime, kind: str | None,
                   **values: Any) -> SessionPublic:
     """Update the session and, when `kind` is given, record that lifecycle event with its new state."""
-    if kind is not None:
-        values["event_seq"] = row.event_seq + 1
-    await uow.execute(update(sessions_table).where(S.id == row.id).values(**values))
-    # `row` was already loaded for its owner.
-    public = session_public(await load_session(uow, row.id, owner=None), now, settings.timeout_minute)
-    if kind is not None:
-        uow.emit(Event(session_id=row.id, seq=values["event_seq"], type=kind,
-                       data={"session": public_json(public)}, created_at=now))
-    return public
+    def announced(updated: Any) -> list[tuple[str, dict[str, Any]]]:
+        return [(kind, {"session": public_json(session_public(updated, now, settings.timeout_minute))})] if kind else []
+
+    updated = await uow.update_session(row, values, announced, at=now, count=1 if kind else 0)
+    return session_public(updated, now, settings.timeout_minute)
 
 
 async def end_session(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID, now: datetime,
                       purge: bool, *, owner: str | None) -> dict[str, Any]:
-    row = await load_session(uow, session_id, owner=owner, for_update=True)
+    row = await uow.lock_session(session_id, owner=owner)
     if purge:
         await uow.execute(delete(sessions_table).where(S.id == row.id))
         return {"success": True, "sessionId": str(row.id), "status": "purged", "purged": True}
@@ -211,7 +182,7 @@ async def end_session(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid
 
 async def pause_session(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID,
                         now: datetime, *, owner: str | None) -> SessionPublic:
-    row = await load_session(uow, session_id, owner=owner, for_update=True)
+    row = await uow.lock_session(session_id, owner=owner)
     ensure_open(row, now)
     # While paused only the maximum duration runs: the idle clock stops.
     config = timeouts.config_of(row)
@@ -222,7 +193,7 @@ async def pause_session(uow: AsyncUnitOfWork, settings: Settings, session_id: uu
 
 async def resume_session(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID,
                          now: datetime, *, owner: str | None) -> SessionPublic:
-    row = await load_session(uow, session_id, owner=owner, for_update=True)
+    row = await uow.lock_session(session_id, owner=owner)
     ensure_open(row, now, allow_paused=True)
     if row.status != "paused":
         raise SessionNotPaused(f"session {row.id} is not paused", sessionId=str(row.id))
@@ -234,7 +205,7 @@ async def resume_session(uow: AsyncUnitOfWork, settings: Settings, session_id: u
 
 async def renew_session(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID,
                         now: datetime, *, owner: str | None) -> SessionPublic:
-    row = await load_session(uow, session_id, owner=owner, for_update=True)
+    row = await uow.lock_session(session_id, owner=owner)
     ensure_open(row, now)
     config = timeouts.config_of(row)
     expires_at = timeouts.renewed_expiry(row.created_at, now, config, settings.timeout_minute)
@@ -250,7 +221,7 @@ async def renew_session(uow: AsyncUnitOfWork, settings: Settings, session_id: uu
 async def heartbeat(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID, now: datetime,
                     *, owner: str | None) -> SessionPublic:
     """Activity without a message: renews when the session auto-renews, never fails at max duration."""
-    row = await load_session(uow, session_id, owner=owner, for_update=True)
+    row = await uow.lock_session(session_id, owner=owner)
     ensure_open(row, now)
     config = timeouts.config_of(row)
     renewal = timeouts.renew_on_activity(row.created_at, row.expires_at, now, config, settings.timeout_minute)
@@ -263,7 +234,7 @@ async def heartbeat(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.U
 
 async def update_timeout(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID, now: datetime,
                          update_: TimeoutConfigUpdate, *, owner: str | None) -> SessionPublic:
-    row = await load_session(uow, session_id, owner=owner, for_update=True)
+    row = await uow.lock_session(session_id, owner=owner)
     ensure_open(row, now, allow_paused=True)
     config = timeouts.merge(timeouts.config_of(row), update_)  # merges with the session's current config
     if row.status == "active":
@@ -285,7 +256,7 @@ class Participants:
 
 
 async def participants(uow: AsyncUnitOfWork, session_id: uuid.UUID, *, owner: str | None) -> Participants:
-    session = await load_session(uow, session_id, owner=owner)
+    session = await uow.load_session(session_id, owner=owner)
     agent_name = await uow.scalar(select(agents_table.c.name).where(agents_table.c.id == session.agent_id))
     return Participants(session_id=session.id, user_id=session.user_id, agent_id=session.agent_id,
                         agent_name=agent_name)

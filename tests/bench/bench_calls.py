@@ -60,7 +60,7 @@ def sql_counters(database_url: str) -> tuple[int, int, int, int]:
 
 
 def run(database_url: str, name: str, messages: int, **env: str) -> dict[str, float]:
-    with stack(database_url, name, pool="solo", concurrency=1, **env) as running:
+    with stack(database_url, name, **env) as running:
         with httpx.Client(base_url=running.base_url, timeout=30) as http:
             agent = http.post("/api/agents", json={"name": f"echo-{name}", "provider": "echo"}).json()["id"]
             sid = http.post("/api/messaging/sessions", json={"agentId": agent, "userId": "calls"}).json()["sessionId"]

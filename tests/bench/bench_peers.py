@@ -317,7 +317,7 @@ def measure_ours(messages: int, warmup: int, concurrency: int, seconds: float) -
             round_trip["ours: inline (no queue)"] = summary(bench_roundtrip.measure(inline.base_url, messages, warmup))
             throughput["ours: inline (no queue)"] = _throughput(inline.base_url, bench_throughput.sessions,
                                                                 bench_throughput.our_message, concurrency, seconds)
-        with stack(database_url, "peers-queue-solo", pool="solo", concurrency=1) as queued:
+        with stack(database_url, "peers-queue-solo") as queued:
             round_trip["ours: queue (solo worker)"] = summary(bench_roundtrip.measure(queued.base_url, messages, warmup))
         for workers in (1, 2):
             with stack(database_url, f"peers-queue-{workers}", workers=workers) as queued:

@@ -28,7 +28,7 @@ from core.migrations import upgrade  # noqa: E402
 from core.models import agents_table, sessions_table  # noqa: E402
 from core.services.conversation import conversation_stats  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from core.uow import AsyncUnitOfWork  # noqa: E402
+from core.sessions.uow import AsyncUnitOfWork  # noqa: E402
 
 SESSIONS = 100_000
 AGENTS = 10

@@ -52,7 +52,7 @@ def scratch_postgres() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def stack(database_url: str, name: str, workers: int = 1, pool: str = "threads", concurrency: int = 4,
+def stack(database_url: str, name: str, workers: int = 1, worker_args: tuple[str, ...] = (),
           **env: str) -> Iterator[Stack]:
     """An API process (+ `workers` worker processes unless PROCESSING=inline) in its own Redis namespace."""
     prefix = f"as-bench-{uuid.uuid4().hex[:8]}-{name}:"
@@ -63,7 +63,7 @@ def stack(database_url: str, name: str, workers: int = 1, pool: str = "threads",
     try:
         if env.get("PROCESSING") != "inline":
             for _ in range(workers):
-                processes.start_worker(concurrency=concurrency, pool=pool)
+                processes.start_worker(*worker_args)
         processes.start_api()
         yield processes
     finally:

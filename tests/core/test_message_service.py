@@ -19,7 +19,7 @@ from core.schemas import MessageCreate
 from core.services.messages import submit_message
 from core.settings import Settings
 from core.taskqueue import AsyncTaskSender
-from core.uow import AsyncUnitOfWork
+from core.sessions.uow import AsyncUnitOfWork
 
 
 def test_a_retry_of_an_unanswered_message_asks_the_workers_again(sqlite_url: str, redis_url: str,

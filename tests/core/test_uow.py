@@ -17,7 +17,7 @@ from core.db import create_async_db_engine
 from core.models import DEFAULT_AGENT_ID, sessions_table
 from core.settings import Settings
 from core.taskqueue import AsyncTaskSender
-from core.uow import AsyncUnitOfWork
+from core.sessions.uow import AsyncUnitOfWork
 from tests.support.processes import free_port
 
 

@@ -168,7 +168,7 @@ class System:
 
     def start_worker(self) -> Service:
         # Info level: each task's receipt and end are logged with times, to read a fault's story afterwards.
-        worker = self.stack.start_worker(concurrency=self.config.worker_concurrency, loglevel="info")
+        worker = self.stack.start_worker(loglevel="info")
         self.workers.append(worker)
         return worker
 

@@ -22,7 +22,7 @@ from core.services.events import EventLog
 from core.services.sessions import create_session
 from core.settings import Settings
 from core.taskqueue import AsyncTaskSender
-from core.uow import AsyncUnitOfWork
+from core.sessions.uow import AsyncUnitOfWork
 from tests.conftest import REDIS_URL
 
 

@@ -112,9 +112,9 @@ class Stack:
             wait_until(lambda: self._healthy(service), 60, f"the API on port {service.port} to answer /health")
         return services
 
-    def start_worker(self, concurrency: int = 4, pool: str = "threads", loglevel: str = "info") -> Service:
-        return self._spawn("worker", "worker", "--pool", pool, "--concurrency", str(concurrency), "--loglevel",
-                           loglevel, metrics_port=free_port())
+    def start_worker(self, *args: str, loglevel: str = "info") -> Service:
+        """A worker process; `args` go to `agent-sessions worker` (e.g. "--max-turns", "10")."""
+        return self._spawn("worker", "worker", "--loglevel", loglevel, *args, metrics_port=free_port())
 
     def start_beat(self) -> Service:
         return self._spawn("beat", "beat", "--loglevel", "warning")

@@ -1,0 +1,110 @@
+"""Step 3 of a turn: store its outcome (the reply, or why there is none) with the session's events."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from core import metrics
+from core.agents.base import AgentReply
+from core.services.messages import message_public
+from core.services.sessions import public_json, session_status
+from core.sessions import statements as sql
+from core.sessions.status import MessageStatus, Role
+from core.sessions.uow import AsyncUnitOfWork
+from core.settings import Settings
+
+if TYPE_CHECKING:
+    from core.turns.claim import Turn
+
+log = structlog.get_logger(__name__)
+
+
+async def fail_messages(uow: AsyncUnitOfWork, session: Any, messages: Sequence[Any], code: str, reason: str,
+                        now: datetime, **details: str) -> int:
+    """Mark still-unanswered messages of a locked session failed, each with a `message.failed` event; returns
+    the session's last event number.
+
+    The code is kept in the message's metadata (`errorCode`, plus any details such as `supersededBy`) so a
+    client reading the history, or retrying with its Idempotency-Key, learns why.
+    """
+    failed = []
+    for message in messages:
+        changed = (await uow.execute(sql.UPDATE_UNANSWERED_MESSAGE, {
+            "message_id": message.id, "status": MessageStatus.FAILED.value, "error": reason, "lease_until": None,
+            "completed_at": now, "metadata": {**message.metadata, "errorCode": code, **details}})).rowcount
+        if changed:
+            failed.append(message)
+    if not failed:
+        return session.event_seq
+    updated = await uow.update_session(session, {}, [("message.failed", {
+        "messageId": str(message.id), "replyTo": str(message.id), "error": {"code": code, "message": reason, **details},
+    }) for message in failed], at=now)
+    metrics.MESSAGE_FAILURES.labels(code).inc(len(failed))
+    log.warning("message failed", code=code, reason=reason, messages=len(failed))
+    return int(updated.event_seq)
+
+
+async def store_failure(uow: AsyncUnitOfWork, turn: Turn, code: str, reason: str, now: datetime,
+                        **details: str) -> None:
+    session = await uow.lock_session(turn.session_id)
+    await fail_messages(uow, session, turn.messages, code, reason, now, **details)
+
+
+async def store_reply(uow: AsyncUnitOfWork, turn: Turn, reply: AgentReply, analyzed: tuple[dict[str, Any], dict[str, Any]],
+                      settings: Settings, now: datetime, timings: dict[str, float]) -> bool:
+    """Store the reply and settle the turn's messages, in one transaction with the `message.completed` and
+    `state.updated` events. True when the session has a message newer than the turn (it needs another turn).
+
+    `analyzed` is the conversation state after the exchange and the exchange's analysis, computed beforehand
+    off the event loop (a session has one turn at a time, so the state it started from is still current).
+    """
+    started = time.perf_counter()
+    state, analysis = analyzed
+    user = turn.message
+    session = await uow.lock_session(turn.session_id)
+    metadata: dict[str, Any] = {"thought": reply.thought, "actions": list(reply.actions),
+                                "confidence": reply.confidence, "analysis": analysis}
+    coalesced = [str(earlier.id) for earlier in turn.coalesced]
+    if coalesced:
+        metadata["coalesced"] = coalesced
+    values = {"id": turn.reply_id, "session_id": session.id, "seq": session.next_seq + 1, "role": Role.AGENT.value,
+              "author_id": str(session.agent_id), "content": reply.text, "metadata": metadata,
+              "status": MessageStatus.COMPLETED.value, "reply_to": user.id, "created_at": now, "completed_at": now,
+              "attempts": 1}
+    if (await uow.execute(sql.STORE_REPLY[uow.dialect], values)).first() is None:
+        return session.next_seq > user.seq  # another delivery of this turn already answered it
+    settled = {"status": MessageStatus.COMPLETED.value, "completed_at": now, "lease_until": None, "error": None}
+    await uow.execute(sql.UPDATE_MESSAGE, {**settled, "message_id": user.id,
+                                           "metadata": {**user.metadata, "analysis": analysis}})
+    for earlier in turn.coalesced:  # answered by this turn's reply, which names them in `coalesced`
+        await uow.execute(sql.UPDATE_MESSAGE, {**settled, "message_id": earlier.id,
+                                               "metadata": {**earlier.metadata, "coalescedInto": str(user.id)}})
+    reply_public = public_json(message_public(SimpleNamespace(**values, error=None)))
+
+    def announced(updated: Any) -> list[tuple[str, dict[str, Any]]]:
+        status = public_json(session_status(updated, now, settings.timeout_minute))
+        db_ms = round((time.perf_counter() - started) * 1000, 2)
+        return [("message.completed", {"message": reply_public, "replyTo": str(user.id), "coalesced": coalesced,
+                                       "sessionStatus": status, "timings": {**timings, "dbMs": db_ms}}),
+                ("state.updated", {"state": status["state"], "messageId": str(user.id)})]
+
+    await uow.update_session(session, {"next_seq": values["seq"], "message_count": session.message_count + 1,
+                                       "state": state, "agent_state": reply.agent_state},
+                             announced, at=now, count=2)
+    return session.next_seq > user.seq
+
+
+async def hand_back(uow: AsyncUnitOfWork, turn: Turn) -> None:
+    """Give a turn this worker will not finish back to the queue: `pending` again, as if never claimed
+    (a warm shutdown is no failed delivery)."""
+    for message in turn.messages:
+        await uow.execute(sql.UPDATE_UNANSWERED_MESSAGE, {
+            "message_id": message.id, "status": MessageStatus.PENDING.value, "lease_until": None,
+            "attempts": message.attempts})
+    uow.process_session_after_commit(turn.session_id)
