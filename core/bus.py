@@ -43,12 +43,6 @@ class Keys:
     def channel_pattern(self) -> str:
         return f"{self.prefix}ev:*"
 
-    def session_lock(self, session_id: uuid.UUID | str) -> str:
-        return f"{self.prefix}lock:{session_id}"
-
-    def session_rerun(self, session_id: uuid.UUID | str) -> str:
-        return f"{self.prefix}rerun:{session_id}"
-
     def rate_limit(self, bucket: str, ident: uuid.UUID | str) -> str:
         return f"{self.prefix}rl:{bucket}:{ident}"
 

@@ -1,4 +1,4 @@
-"""Per-session processing lock in Redis: one holder at a time, a lease renewed while held.
+"""A lock in Redis with a lease renewed while held (the beat's sweep lock: one sweep acts at a time).
 
 One keeper thread per process renews every lock held in it, instead of a thread per lock: starting and
 joining a thread for every message cost more CPU than the message's Redis calls.
@@ -14,17 +14,13 @@ import uuid
 import redis
 from redis.commands.core import Script
 
-# Sent by SHA (EVALSHA), loaded on first use. KEYS: lock, rerun mark; ARGV: token, "1" to also take the mark.
-_RELEASE = Script(None, b"""
-if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
-if ARGV[2] == '1' then return redis.call('getdel', KEYS[2]) end
-return false
-""")
+# Sent by SHA (EVALSHA), loaded on first use. KEYS: lock; ARGV: token.
+_RELEASE = Script(None, b"if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end")
 _RENEW = Script(None, b"if redis.call('get', KEYS[1]) == ARGV[1] then "
                       b"return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0")
 
 
-class SessionLock:
+class LeaseLock:
     def __init__(self, client: redis.Redis, key: str, lease_seconds: float) -> None:
         self._redis = client
         self.key = key
@@ -38,12 +34,9 @@ class SessionLock:
         _keeper().hold(self)
         return True
 
-    def release(self, rerun_key: str | None = None) -> bool:
-        """Let go of the lock; with `rerun_key`, also take the rerun mark in the same call: True if one was left."""
+    def release(self) -> None:
         _keeper().drop(self)
-        taken = _RELEASE(keys=[self.key, rerun_key or self.key], args=[self.token, "1" if rerun_key else "0"],
-                         client=self._redis)
-        return bool(taken)
+        _RELEASE(keys=[self.key], args=[self.token], client=self._redis)
 
     def renew(self) -> None:
         try:
@@ -58,17 +51,17 @@ class _Keeper:
     """Renews each held lock at a third of its lease, so one missed renewal does not lose it."""
 
     def __init__(self) -> None:
-        self._due: dict[SessionLock, float] = {}
+        self._due: dict[LeaseLock, float] = {}
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="lock-keeper", daemon=True)
         self._thread.start()
 
-    def hold(self, lock: SessionLock) -> None:
+    def hold(self, lock: LeaseLock) -> None:
         with self._changed:
             self._due[lock] = time.monotonic() + lock.lease_ms / 3000
             self._changed.notify()
 
-    def drop(self, lock: SessionLock) -> None:
+    def drop(self, lock: LeaseLock) -> None:
         with self._changed:
             self._due.pop(lock, None)
 

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, delete, select
 from core.bus import EventPublisher, Keys
 from core.clock import isoformat, utcnow
 from core.db import create_sync_engine
-from core.locks import SessionLock
+from core.locks import LeaseLock
 from core.models import messages_table, sessions_table
 from core.sessions import statements as sql
 from core.sessions.status import CLOSED_STATUSES, LIVE_STATUSES, MessageStatus, SessionStatusName
@@ -61,7 +61,7 @@ class SweepResult:
 
 
 def sweep(ctx: BeatContext, enqueue: Callable[[uuid.UUID], None], now: datetime | None = None) -> SweepResult:
-    lock = SessionLock(ctx.redis, ctx.keys.sweep_lock, ctx.settings.sweep_lock_seconds)
+    lock = LeaseLock(ctx.redis, ctx.keys.sweep_lock, ctx.settings.sweep_lock_seconds)
     if not lock.acquire():
         return SweepResult(acted=False)
     try:

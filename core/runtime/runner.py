@@ -129,6 +129,13 @@ class TurnRunner:
         metrics.TURNS_RUNNING.set(len(self._running))
         return True
 
+    async def idle(self, drain_seconds: float = 5) -> None:
+        """Wait until no turn runs and their events went out (for tests and benchmarks)."""
+        while self._running:
+            await asyncio.gather(*(running.task for running in list(self._running.values()) if running.task),
+                                 return_exceptions=True)
+        await self.publisher.drain(drain_seconds)
+
     async def stop(self, grace_seconds: float) -> None:
         """Warm shutdown: claim nothing more; let running turns finish for up to `grace_seconds`, then hand the
         rest back to the queue (pending again, their sessions queued) so another worker answers them at once."""

@@ -63,6 +63,9 @@ INSERT_MESSAGE = insert(messages_table)
 UNANSWERED_IN_SESSION = select(messages_table).where(M.session_id == bindparam("session_id"), UNANSWERED) \
     .order_by(M.seq)
 OLDEST_UNANSWERED = UNANSWERED_IN_SESSION.limit(1)
+# A waiting user message of the session after a given seq: the session needs another turn.
+NEWER_UNANSWERED = select(M.id).where(M.session_id == bindparam("session_id"), UNANSWERED,
+                                      M.seq > bindparam("seq")).limit(1)
 # Sessions with a user message waiting in `pending` past a given seq: `interrupt` turns watch for these.
 NEWER_PENDING = select(M.session_id, M.id, M.seq).where(
     M.session_id.in_(bindparam("session_ids", expanding=True)), UNANSWERED,

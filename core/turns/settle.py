@@ -78,7 +78,7 @@ async def store_reply(uow: AsyncUnitOfWork, turn: Turn, reply: AgentReply, analy
               "status": MessageStatus.COMPLETED.value, "reply_to": user.id, "created_at": now, "completed_at": now,
               "attempts": 1}
     if (await uow.execute(sql.STORE_REPLY[uow.dialect], values)).first() is None:
-        return session.next_seq > user.seq  # another delivery of this turn already answered it
+        return await has_newer_message(uow, session, user)  # another delivery of this turn already answered it
     settled = {"status": MessageStatus.COMPLETED.value, "completed_at": now, "lease_until": None, "error": None}
     await uow.execute(sql.UPDATE_MESSAGE, {**settled, "message_id": user.id,
                                            "metadata": {**user.metadata, "analysis": analysis}})
@@ -97,7 +97,15 @@ async def store_reply(uow: AsyncUnitOfWork, turn: Turn, reply: AgentReply, analy
     await uow.update_session(session, {"next_seq": values["seq"], "message_count": session.message_count + 1,
                                        "state": state, "agent_state": reply.agent_state},
                              announced, at=now, count=2)
-    return session.next_seq > user.seq
+    return await has_newer_message(uow, session, user)
+
+
+async def has_newer_message(uow: AsyncUnitOfWork, session: Any, user: Any) -> bool:
+    """Whether a user message newer than `user` waits. Nothing was stored after it: certainly not (no query);
+    else the replies to earlier messages may be all there is: look."""
+    if session.next_seq <= user.seq:
+        return False
+    return (await uow.execute(sql.NEWER_UNANSWERED, {"session_id": session.id, "seq": user.seq})).first() is not None
 
 
 async def hand_back(uow: AsyncUnitOfWork, turn: Turn) -> None:

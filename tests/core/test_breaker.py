@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from typing import Any
 
 import fakeredis
 import pytest
@@ -10,15 +12,30 @@ import pytest
 from core.agents.base import AgentFailure
 from core.breaker import CircuitBreaker
 from core.bus import Keys
+from tests.support.asyncio_bridge import Blocking
 from tests.support.processes import wait_until
 
 
-def breaker(client: fakeredis.FakeRedis, agent_id: uuid.UUID, cooldown: float = 0.2) -> CircuitBreaker:
-    return CircuitBreaker(client, Keys("t:"), agent_id, failure_threshold=2, cooldown_seconds=cooldown,
-                          trial_seconds=5)
+def breaker(client: fakeredis.FakeAsyncRedis, agent_id: uuid.UUID, cooldown: float = 0.2) -> Any:
+    """The breaker, its async calls run to completion (on one loop per Redis client)."""
+    return Blocking(CircuitBreaker(client, Keys("t:"), agent_id, failure_threshold=2, cooldown_seconds=cooldown,
+                                   trial_seconds=5), loop_of(client))
 
 
-def is_closed_or_half_open(subject: CircuitBreaker) -> bool:
+_loops: dict[int, asyncio.AbstractEventLoop] = {}
+
+
+def redis_client() -> fakeredis.FakeAsyncRedis:
+    client = fakeredis.FakeAsyncRedis()
+    _loops[id(client)] = asyncio.new_event_loop()
+    return client
+
+
+def loop_of(client: fakeredis.FakeAsyncRedis) -> asyncio.AbstractEventLoop:
+    return _loops[id(client)]
+
+
+def is_closed_or_half_open(subject: Any) -> bool:
     try:
         subject.before_call()
         return True
@@ -27,7 +44,7 @@ def is_closed_or_half_open(subject: CircuitBreaker) -> bool:
 
 
 def test_opens_after_consecutive_failures_and_fails_fast_with_the_last_error() -> None:
-    subject = breaker(fakeredis.FakeRedis(), uuid.uuid4(), cooldown=30)
+    subject = breaker(redis_client(), uuid.uuid4(), cooldown=30)
     subject.record_failure("503 one")
     subject.before_call()  # one failure: still closed
     subject.record_failure("503 two")
@@ -40,7 +57,7 @@ def test_opens_after_consecutive_failures_and_fails_fast_with_the_last_error() -
 
 
 def test_a_success_resets_the_count() -> None:
-    subject = breaker(fakeredis.FakeRedis(), uuid.uuid4())
+    subject = breaker(redis_client(), uuid.uuid4())
     subject.record_failure("x")
     subject.record_success()
     subject.record_failure("y")
@@ -49,7 +66,7 @@ def test_a_success_resets_the_count() -> None:
 
 
 def test_state_is_shared_by_every_breaker_of_the_agent() -> None:
-    client, agent_id = fakeredis.FakeRedis(), uuid.uuid4()
+    client, agent_id = redis_client(), uuid.uuid4()
     breaker(client, agent_id).record_failure("a")
     breaker(client, agent_id).record_failure("b")
 
@@ -58,7 +75,7 @@ def test_state_is_shared_by_every_breaker_of_the_agent() -> None:
 
 
 def test_after_the_cooldown_one_trial_passes_and_its_success_closes() -> None:
-    client, agent_id = fakeredis.FakeRedis(), uuid.uuid4()
+    client, agent_id = redis_client(), uuid.uuid4()
     first, second = breaker(client, agent_id), breaker(client, agent_id)
     first.record_failure("a")
     first.record_failure("b")
@@ -71,7 +88,7 @@ def test_after_the_cooldown_one_trial_passes_and_its_success_closes() -> None:
 
 
 def test_a_failed_trial_opens_it_again() -> None:
-    client, agent_id = fakeredis.FakeRedis(), uuid.uuid4()
+    client, agent_id = redis_client(), uuid.uuid4()
     subject = breaker(client, agent_id)
     subject.record_failure("a")
     subject.record_failure("b")

@@ -1,4 +1,4 @@
-"""The session lock against the real Redis: renewed by the process's keeper while held, released atomically."""
+"""The lease lock against the real Redis: renewed by the process's keeper while held, released atomically."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 
 import redis
 
-from core.locks import SessionLock
+from core.locks import LeaseLock
 from tests.support.processes import wait_until
 
 LEASE_SECONDS = 0.3
@@ -18,7 +18,7 @@ def a_key(redis_prefix: str) -> str:
 
 
 def test_a_held_lock_outlives_its_lease(redis_client: redis.Redis, redis_prefix: str) -> None:
-    lock = SessionLock(redis_client, a_key(redis_prefix), LEASE_SECONDS)
+    lock = LeaseLock(redis_client, a_key(redis_prefix), LEASE_SECONDS)
     assert lock.acquire()
     try:
         watch_until = time.monotonic() + 4 * LEASE_SECONDS  # without renewal the key would vanish after one lease
@@ -32,7 +32,7 @@ def test_a_held_lock_outlives_its_lease(redis_client: redis.Redis, redis_prefix:
 
 def test_a_second_holder_is_refused_while_the_first_holds_it(redis_client: redis.Redis, redis_prefix: str) -> None:
     key = a_key(redis_prefix)
-    first, second = SessionLock(redis_client, key, 30), SessionLock(redis_client, key, 30)
+    first, second = LeaseLock(redis_client, key, 30), LeaseLock(redis_client, key, 30)
     assert first.acquire()
     assert not second.acquire()
     first.release()
@@ -42,36 +42,10 @@ def test_a_second_holder_is_refused_while_the_first_holds_it(redis_client: redis
 
 def test_a_lock_taken_over_is_marked_lost_and_its_release_leaves_the_new_holder(
         redis_client: redis.Redis, redis_prefix: str) -> None:
-    lock = SessionLock(redis_client, a_key(redis_prefix), LEASE_SECONDS)
+    lock = LeaseLock(redis_client, a_key(redis_prefix), LEASE_SECONDS)
     assert lock.acquire()
     redis_client.set(lock.key, "someone-else", px=30_000)  # as after an expired lease and another acquire
 
     wait_until(lambda: lock.lost, 5, "the keeper to notice the lock is no longer ours")
     lock.release()
     assert redis_client.get(lock.key) == b"someone-else"
-
-
-def test_release_takes_and_clears_the_rerun_mark(redis_client: redis.Redis, redis_prefix: str) -> None:
-    lock, rerun_key = SessionLock(redis_client, a_key(redis_prefix), 30), a_key(redis_prefix)
-    assert lock.acquire()
-    redis_client.set(rerun_key, 1, ex=60)
-
-    assert lock.release(rerun_key=rerun_key) is True
-    assert not redis_client.exists(rerun_key)
-
-
-def test_release_without_a_rerun_mark_reports_none(redis_client: redis.Redis, redis_prefix: str) -> None:
-    lock = SessionLock(redis_client, a_key(redis_prefix), 30)
-    assert lock.acquire()
-
-    assert lock.release(rerun_key=a_key(redis_prefix)) is False
-
-
-def test_release_without_a_rerun_key_leaves_the_mark(redis_client: redis.Redis, redis_prefix: str) -> None:
-    # A stopping worker leaves the mark for the next one.
-    lock, rerun_key = SessionLock(redis_client, a_key(redis_prefix), 30), a_key(redis_prefix)
-    assert lock.acquire()
-    redis_client.set(rerun_key, 1, ex=60)
-
-    assert lock.release() is False
-    assert redis_client.exists(rerun_key)

@@ -16,7 +16,7 @@ from sqlalchemy import func, insert, select
 from core.bus import EventPublisher, Keys
 from core.db import create_sync_engine
 from core.models import DEFAULT_AGENT_ID, events_table, messages_table, sessions_table
-from core.processing import WorkerContext
+from core.sweeps import BeatContext
 from core.schemas import TimeoutConfig
 from core.settings import Settings
 from core.sweeps import sweep
@@ -42,7 +42,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture()
-def ctx(database_url: str, redis_prefix: str) -> Iterator[WorkerContext]:
+def ctx(database_url: str, redis_prefix: str) -> Iterator[BeatContext]:
     settings = Settings(_env_file=None, database_url=database_url, redis_url=REDIS_URL, sweep_batch_size=2,
                         redis_prefix=f"{redis_prefix}sweeps:{uuid.uuid4().hex[:8]}:", stuck_pending_seconds=30,
                         retention_days=7)
@@ -51,14 +51,14 @@ def ctx(database_url: str, redis_prefix: str) -> Iterator[WorkerContext]:
     engine = create_sync_engine(settings)
     with engine.begin() as conn:  # each test starts from an empty table
         conn.execute(sessions_table.delete())
-    yield WorkerContext(settings=settings, engine=engine, redis=client, keys=keys,
+    yield BeatContext(settings=settings, engine=engine, redis=client, keys=keys,
                         publisher=EventPublisher(client, keys, settings.event_stream_maxlen,
                                                  settings.event_stream_ttl_seconds))
     engine.dispose()
     client.close()
 
 
-def add_session(ctx: WorkerContext, *, created: datetime = T0, status: str = "active", **config: Any) -> uuid.UUID:
+def add_session(ctx: BeatContext, *, created: datetime = T0, status: str = "active", **config: Any) -> uuid.UUID:
     """A session as the API stores it at `created`: the full idle window ahead, its warning moment set."""
     cfg = TimeoutConfig(**{"timeout_minutes": 30, "auto_renew": True, "max_duration_minutes": 720,
                            "warning_threshold_minutes": 5, **config})
@@ -76,7 +76,7 @@ def add_session(ctx: WorkerContext, *, created: datetime = T0, status: str = "ac
     return session_id
 
 
-def add_message(ctx: WorkerContext, session_id: uuid.UUID, *, status: str, created: datetime,
+def add_message(ctx: BeatContext, session_id: uuid.UUID, *, status: str, created: datetime,
                 lease_until: datetime | None = None) -> None:
     with ctx.engine.begin() as conn:
         seq = conn.scalar(select(func.count()).where(messages_table.c.session_id == session_id)) + 1
@@ -85,13 +85,13 @@ def add_message(ctx: WorkerContext, session_id: uuid.UUID, *, status: str, creat
             metadata={}, status=status, created_at=created, lease_until=lease_until, attempts=0))
 
 
-def events_of(ctx: WorkerContext, session_id: uuid.UUID) -> list[str]:
+def events_of(ctx: BeatContext, session_id: uuid.UUID) -> list[str]:
     with ctx.engine.connect() as conn:
         return list(conn.scalars(select(events_table.c.type).where(events_table.c.session_id == session_id)
                                  .order_by(events_table.c.seq)))
 
 
-def status_of(ctx: WorkerContext, session_id: uuid.UUID) -> str | None:
+def status_of(ctx: BeatContext, session_id: uuid.UUID) -> str | None:
     with ctx.engine.connect() as conn:
         return conn.scalar(select(S.status).where(S.id == session_id))
 
@@ -100,7 +100,7 @@ def never_enqueue(session_id: uuid.UUID) -> None:
     raise AssertionError(f"nothing should be re-queued, got {session_id}")
 
 
-def test_one_warning_then_one_expiry_whatever_the_number_of_sweeps(ctx: WorkerContext) -> None:
+def test_one_warning_then_one_expiry_whatever_the_number_of_sweeps(ctx: BeatContext) -> None:
     sid = add_session(ctx, timeout_minutes=30, warning_threshold_minutes=5)
     moments = [T0 + 24 * MINUTE, T0 + 25 * MINUTE, T0 + 26 * MINUTE, T0 + 29 * MINUTE, T0 + 30 * MINUTE,
                T0 + 31 * MINUTE]
@@ -116,7 +116,7 @@ def test_one_warning_then_one_expiry_whatever_the_number_of_sweeps(ctx: WorkerCo
     assert (row.status, row.end_reason, row.ended_at, row.warn_at) == ("expired", "timeout", T0 + 30 * MINUTE, None)
 
 
-def test_every_due_session_expires_in_batches_and_no_other(ctx: WorkerContext) -> None:
+def test_every_due_session_expires_in_batches_and_no_other(ctx: BeatContext) -> None:
     due = [add_session(ctx, created=T0 - n * MINUTE, timeout_minutes=10) for n in range(5)]
     later = add_session(ctx, created=T0 + 5 * MINUTE, timeout_minutes=10)
 
@@ -128,7 +128,7 @@ def test_every_due_session_expires_in_batches_and_no_other(ctx: WorkerContext) -
     assert status_of(ctx, later) == "active"
 
 
-def test_a_session_past_its_expiry_gets_no_late_warning(ctx: WorkerContext) -> None:
+def test_a_session_past_its_expiry_gets_no_late_warning(ctx: BeatContext) -> None:
     sid = add_session(ctx, timeout_minutes=10)
 
     sweep(ctx, never_enqueue, now=T0 + 11 * MINUTE)  # the beat was down through the warning window
@@ -136,7 +136,7 @@ def test_a_session_past_its_expiry_gets_no_late_warning(ctx: WorkerContext) -> N
     assert events_of(ctx, sid) == ["session.expired"]
 
 
-def test_paused_session_outlives_its_idle_timeout_and_expires_at_max_duration(ctx: WorkerContext) -> None:
+def test_paused_session_outlives_its_idle_timeout_and_expires_at_max_duration(ctx: BeatContext) -> None:
     sid = add_session(ctx, status="paused", timeout_minutes=10, max_duration_minutes=60)
 
     idle_over = sweep(ctx, never_enqueue, now=T0 + 30 * MINUTE)
@@ -147,7 +147,7 @@ def test_paused_session_outlives_its_idle_timeout_and_expires_at_max_duration(ct
     assert status_of(ctx, sid) == "expired"
 
 
-def test_a_session_a_worker_holds_is_left_for_the_next_sweep(ctx: WorkerContext, database_url: str) -> None:
+def test_a_session_a_worker_holds_is_left_for_the_next_sweep(ctx: BeatContext, database_url: str) -> None:
     if database_url.startswith("sqlite"):
         pytest.skip("SQLite has no row locks: its writers take turns on the whole database")
     sid = add_session(ctx, timeout_minutes=10)
@@ -161,7 +161,7 @@ def test_a_session_a_worker_holds_is_left_for_the_next_sweep(ctx: WorkerContext,
     assert events_of(ctx, sid) == ["session.expired"]
 
 
-def test_stuck_messages_are_requeued_once_per_quiet_period(ctx: WorkerContext) -> None:
+def test_stuck_messages_are_requeued_once_per_quiet_period(ctx: BeatContext) -> None:
     now = T0 + 10 * MINUTE
     lost = add_session(ctx)
     add_message(ctx, lost, status="pending", created=now - timedelta(seconds=31))
@@ -182,7 +182,7 @@ def test_stuck_messages_are_requeued_once_per_quiet_period(ctx: WorkerContext) -
     assert (first.requeued, second.requeued) == (2, 0)
 
 
-def test_retention_purges_old_closed_sessions_only(ctx: WorkerContext) -> None:
+def test_retention_purges_old_closed_sessions_only(ctx: BeatContext) -> None:
     now = T0 + timedelta(days=30)
     old_ended = add_session(ctx, created=now - timedelta(days=10), status="ended", timeout_minutes=30)
     add_message(ctx, old_ended, status="completed", created=now - timedelta(days=10))
@@ -197,7 +197,7 @@ def test_retention_purges_old_closed_sessions_only(ctx: WorkerContext) -> None:
         assert conn.scalar(select(func.count()).where(messages_table.c.session_id == old_ended)) == 0
 
 
-def test_without_retention_nothing_is_purged(ctx: WorkerContext) -> None:
+def test_without_retention_nothing_is_purged(ctx: BeatContext) -> None:
     ctx.settings = ctx.settings.model_copy(update={"retention_days": None})
     old_ended = add_session(ctx, created=T0 - timedelta(days=400), status="ended")
 
@@ -205,7 +205,7 @@ def test_without_retention_nothing_is_purged(ctx: WorkerContext) -> None:
     assert status_of(ctx, old_ended) == "ended"
 
 
-def test_two_concurrent_sweeps_only_one_acts(ctx: WorkerContext) -> None:
+def test_two_concurrent_sweeps_only_one_acts(ctx: BeatContext) -> None:
     stuck = add_session(ctx)
     add_message(ctx, stuck, status="pending", created=T0 - MINUTE)
     inside = threading.Event()

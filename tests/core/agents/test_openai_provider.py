@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from core.agents import build_agent
 from core.agents.base import AgentContext, AgentFailure, AgentReply, HistoryItem
 from core.agents.openai_provider import client_for
+from tests.support.asyncio_bridge import outputs_of
 from tests.support.openai_server import GOOD_KEY, Delay, Drop, Fail, FakeOpenAI, Reply
 
 
@@ -29,7 +31,7 @@ def new_model(fake: FakeOpenAI, *steps: Any) -> str:
 
 
 def run(settings: dict[str, Any], message: str = "Hello there", **context: Any) -> tuple[list[str], AgentReply]:
-    outputs = list(build_agent("openai", settings).run(
+    outputs = outputs_of(build_agent("openai", settings).run(
         AgentContext(session_id="s", user_id="u", message=message, settings=settings, agent_name="Ada", **context)))
     chunks, final = outputs[:-1], outputs[-1]
     assert all(isinstance(chunk, str) for chunk in chunks) and isinstance(final, AgentReply)
@@ -138,7 +140,10 @@ def test_missing_key_variable_fails_before_any_request(fake_openai: FakeOpenAI) 
 
 
 def test_one_client_per_endpoint_and_key() -> None:
-    first = client_for("http://127.0.0.1:9/v1", "key-a")
+    async def scenario() -> None:
+        first = client_for("http://127.0.0.1:9/v1", "key-a")
 
-    assert client_for("http://127.0.0.1:9/v1", "key-a") is first
-    assert client_for("http://127.0.0.1:9/v1", "key-b") is not first
+        assert client_for("http://127.0.0.1:9/v1", "key-a") is first
+        assert client_for("http://127.0.0.1:9/v1", "key-b") is not first
+
+    asyncio.run(scenario())
