@@ -85,6 +85,7 @@ class TurnRunner:
         self.accepting = True
         self._slots: asyncio.Semaphore | None = None
         self._running: dict[uuid.UUID, RunningTurn] = {}  # by the answered user message's id
+        self._claiming: set[uuid.UUID] = set()  # sessions whose claim is under way here
         self._watching = asyncio.Event()  # set while an `interrupt` turn runs
         self._background: list[asyncio.Task[None]] = []
         self._redis_run_id: str | None = None
@@ -110,11 +111,14 @@ class TurnRunner:
         if not self.accepting:
             return False
         await self._slots.acquire()
+        self._claiming.add(session_id)
         try:
             turn = await self._transaction(lambda uow: claim_turn(uow, session_id, self.settings, utcnow()))
         except BaseException:
             self._slots.release()
             raise
+        finally:
+            self._claiming.discard(session_id)
         if turn is None or not self.accepting:
             self._slots.release()
             if turn is not None:  # stopping while claiming: the next worker takes it
@@ -260,7 +264,7 @@ class TurnRunner:
                 session_ids = (await conn.scalars(sql.WAITING_SESSIONS, {"limit": RECOVERY_BATCH})).all()
             else:
                 session_ids = (await conn.scalars(sql.ORPHANED_SESSIONS, {"now": utcnow(), "limit": RECOVERY_BATCH})).all()
-        mine = {running.turn.session_id for running in self._running.values()}
+        mine = self._claiming | {running.turn.session_id for running in self._running.values()}
         quiet_ms = max(1, int(self.settings.recovery_interval_seconds * 2000))
         for session_id in session_ids:
             if session_id in mine:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from core import metrics
 from core.agents.base import HistoryItem
+from core.clock import utcnow
 from core.sessions import statements as sql
 from core.sessions.double_texting import SUPERSEDED_CODE, SUPERSEDED_REASON, DoubleTexting
 from core.sessions.status import LIVE_STATUSES, MessageStatus
@@ -93,8 +94,9 @@ async def claim_turn(uow: AsyncUnitOfWork, session_id: uuid.UUID, settings: Sett
         await fail_messages(uow, session, selection.answered, "DELIVERY_FAILED",
                             f"processing was interrupted {MAX_DELIVERIES} times", now)
         return None
+    # The lease runs from now (the lock may have been waited for): a claim never starts with a spent lease.
     await uow.execute(sql.CLAIM, {"message_ids": [message.id for message in selection.answered],
-                                  "lease_until": now + timedelta(seconds=settings.message_lease_seconds)})
+                                  "lease_until": utcnow() + settings.message_lease})
     earlier = (await uow.execute(sql.HISTORY, {
         "session_id": session_id, "before_seq": selection.answered[0].seq,
         "window": history_window(settings, session.agent_settings or {})})).all()
