@@ -45,6 +45,19 @@ def migrate() -> None:
 
 
 @cli.command()
+def makemigration(message: str = typer.Argument(help="What the migration changes, e.g. \"sessions.locale\""),
+                  empty: bool = typer.Option(False, help="Write a blank migration to fill in by hand")) -> None:
+    """Write the next migration from what the models have and the migrations lack (review it before committing)."""
+    from core.migrations import make_migration
+
+    path = make_migration(message, empty=empty)
+    if path is None:
+        typer.echo("the migrations already match the models: nothing written (--empty for a blank one)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"wrote {path}")
+
+
+@cli.command()
 def api(host: str = typer.Option(None, help="Defaults to HOST"), port: int = typer.Option(None, help="Defaults to PORT"),
         workers: int = typer.Option(1, help="API processes")) -> None:
     """Serve the HTTP API."""
