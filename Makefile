@@ -3,9 +3,11 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-$(BIN)/.installed: pyproject.toml
+# The client (./client) first: the server depends on it, and it is on no package index.
+$(BIN)/.installed: pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ./client
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 

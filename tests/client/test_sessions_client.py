@@ -12,13 +12,14 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, update
 
-from core.client import (
+from agent_sessions_client import (
     AgentNameTaken,
     AsyncSessionsClient,
     InvalidRequest,
     MessageChunk,
     MessageCompleted,
     MessageCreated,
+    ReplyPublic,
     SessionEnded,
     SessionExpired,
     SessionNotFound,
@@ -28,7 +29,6 @@ from core.client import (
 )
 from core.clock import utcnow
 from core.models import DEFAULT_AGENT_ID, sessions_table
-from core.schemas import ReplyPublic
 from tests.support.factories import unique_user
 from tests.support.processes import Stack
 

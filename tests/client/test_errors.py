@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.client import AgentFailed, ApiError, RateLimited, ReplyTimeout, SessionExpired, Unauthorized
-from core.client.errors import error_for
+from agent_sessions_client import AgentFailed, ApiError, RateLimited, ReplyTimeout, SessionExpired, Unauthorized
+from agent_sessions_client.errors import error_for
 
 
 def body(code: str, message: str = "nope") -> dict:
