@@ -12,25 +12,31 @@
 
 from agent_sessions_client.errors import (
     AgentFailed,
+    AgentInUse,
     AgentNameTaken,
     AgentNotFound,
     ApiError,
     Conflict,
     Forbidden,
     IdempotencyKeyReused,
+    InsufficientScope,
     InvalidRequest,
     MaxDurationExceeded,
+    MessageSuperseded,
     NotFound,
     RateLimited,
     ReplyPending,
     ReplyTimeout,
     ServiceUnavailable,
+    SessionBusy,
     SessionClosed,
     SessionEnded,
     SessionExpired,
     SessionNotFound,
     SessionNotPaused,
     SessionPaused,
+    TokenExpired,
+    TokenMintingUnavailable,
     Unauthorized,
 )
 from agent_sessions_client.events import (
@@ -58,12 +64,12 @@ from agent_sessions_client.schemas import (
 from agent_sessions_client.sessions import AsyncSessionsClient, SessionsClient
 
 __all__ = [
-    "AcceptedPublic", "AgentFailed", "AgentNameTaken", "AgentNotFound", "AgentPublic", "ApiError",
+    "AcceptedPublic", "AgentFailed", "AgentInUse", "AgentNameTaken", "AgentNotFound", "AgentPublic", "ApiError",
     "AsyncSessionsClient", "Conflict", "ConversationState", "Done", "ErrorEvent", "Event", "Forbidden", "Health",
-    "IdempotencyKeyReused", "InvalidRequest", "MaxDurationExceeded", "MessageChunk",
-    "MessageCompleted", "MessageCreated", "MessageFailed", "MessagePage", "MessagePublic",
-    "NotFound", "RateLimited", "ReplyPending", "ReplyPublic", "ReplyTimeout", "ServiceUnavailable",
+    "IdempotencyKeyReused", "InsufficientScope", "InvalidRequest", "MaxDurationExceeded", "MessageChunk",
+    "MessageCompleted", "MessageCreated", "MessageFailed", "MessagePage", "MessagePublic", "MessageSuperseded",
+    "NotFound", "RateLimited", "ReplyPending", "ReplyPublic", "ReplyTimeout", "ServiceUnavailable", "SessionBusy",
     "SessionClosed", "SessionEnded", "SessionExpired", "SessionNotFound", "SessionNotPaused", "SessionPage",
-    "SessionPaused", "SessionPublic", "SessionStatus", "SessionsClient", "StateUpdated",
-    "Unauthorized",
+    "SessionPaused", "SessionPublic", "SessionStatus", "SessionsClient", "StateUpdated", "TokenExpired",
+    "TokenMintingUnavailable", "Unauthorized",
 ]
