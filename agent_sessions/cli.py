@@ -39,7 +39,8 @@ def migrate() -> None:
 
 
 @cli.command()
-def api(host: str = typer.Option(None, help="Defaults to HOST"), port: int = typer.Option(None, help="Defaults to PORT"),
+def api(host: str = typer.Option(None, help="Defaults to HOST"),
+        port: int = typer.Option(None, help="Defaults to PORT"),
         workers: int = typer.Option(1, help="API processes")) -> None:
     """Serve the HTTP API."""
     import uvicorn

@@ -5,10 +5,9 @@ Each event is an envelope `{id, type, sessionId, data, createdAt}`; `parse_event
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
-
-import json
 
 from agent_sessions_client.schemas import MessagePublic, SessionStatus
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-
 from agent_sessions_client import SessionsClient
 
 

@@ -7,7 +7,6 @@ import json
 
 import httpx
 import pytest
-
 from agent_sessions_client import (
     AgentFailed,
     MessageChunk,

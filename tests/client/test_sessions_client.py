@@ -10,8 +10,6 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, update
-
 from agent_sessions_client import (
     AgentNameTaken,
     AsyncSessionsClient,
@@ -27,6 +25,8 @@ from agent_sessions_client import (
     SessionsClient,
     StateUpdated,
 )
+from sqlalchemy import create_engine, update
+
 from core.clock import utcnow
 from core.models import DEFAULT_AGENT_ID, sessions_table
 from tests.support.factories import unique_user
