@@ -8,9 +8,11 @@ EXTRAS = dev,embedded
 # Every extra, so that constraints.txt pins whatever any install (the Dockerfile's flower too) may need.
 LOCK_EXTRAS = dev,embedded,flower
 
-$(BIN)/.installed: pyproject.toml constraints.txt
+# The client (./client) first: the server depends on it, and it is on no package index.
+$(BIN)/.installed: pyproject.toml client/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ./client
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $@
 

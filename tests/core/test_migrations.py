@@ -124,7 +124,7 @@ def test_makemigration_writes_the_next_revision_that_makes_the_database_match_th
 def test_makemigration_writes_nothing_when_the_migrations_match_the_models() -> None:
     before = sorted((MIGRATIONS / "versions").glob("*.py"))
 
-    made = subprocess.run([sys.executable, "-m", "core.cli", "makemigration", "nothing changed"],
+    made = subprocess.run([sys.executable, "-m", "agent_sessions.cli", "makemigration", "nothing changed"],
                           capture_output=True, text=True, timeout=120)
 
     assert made.returncode == 1 and "nothing written" in made.stderr

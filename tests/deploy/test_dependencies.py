@@ -13,6 +13,11 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+CLIENT = [Requirement(line) for line in tomllib.loads((ROOT / "client" / "pyproject.toml").read_text())["project"]
+          ["dependencies"]]
+# Our own distributions: the client is installed from ./client at exactly the version beside the server.
+OURS = {"api", "core", "worker", "tests", "agent_sessions", "agent_sessions_client"}
+LOCAL = {canonicalize_name("agent-sessions-client")}
 RUNTIME = [Requirement(line) for line in PROJECT["dependencies"]]
 EXTRAS = {name: [Requirement(line) for line in lines] for name, lines in PROJECT["optional-dependencies"].items()}
 # Loaded by SQLAlchemy from the database URL's driver name, never imported by our code.
@@ -41,7 +46,7 @@ def _third_party_imports(*folders: str) -> dict[str, Path]:
                     continue
                 for module in modules:
                     top = module.split(".")[0]
-                    if top not in sys.stdlib_module_names and top not in {"api", "core", "worker", "tests"}:
+                    if top not in sys.stdlib_module_names and top not in OURS:
                         found.setdefault(top, path)
     return found
 
@@ -64,33 +69,41 @@ def _constraints() -> dict[str, str]:
 def test_the_server_declares_every_package_it_imports() -> None:
     runtime_extras = [requirement for name, extra in EXTRAS.items() if name != "dev" for requirement in extra]
 
-    assert _undeclared(_third_party_imports("api", "core", "worker"), _names(RUNTIME + runtime_extras)) == []
+    assert _undeclared(_third_party_imports("agent_sessions", "api", "core", "worker"),
+                       _names(RUNTIME + runtime_extras)) == []
+
+
+def test_the_client_declares_every_package_it_imports() -> None:
+    assert _undeclared(_third_party_imports("client"), _names(CLIENT)) == []
 
 
 def test_the_tests_declare_every_package_they_import() -> None:
     every_extra = [requirement for extra in EXTRAS.values() for requirement in extra]
 
-    assert _undeclared(_third_party_imports("tests"), _names(RUNTIME + every_extra)) == []
+    assert _undeclared(_third_party_imports("tests"), _names(RUNTIME + CLIENT + every_extra)) == []
 
 
 def test_every_runtime_dependency_is_imported_or_a_database_driver() -> None:
     providers = importlib.metadata.packages_distributions()
-    imported = {canonicalize_name(dist) for module in _third_party_imports("api", "core", "worker")
+    imported = {canonicalize_name(dist) for module in _third_party_imports("agent_sessions", "api", "core", "worker")
                 for dist in providers.get(module, [])}
 
-    assert sorted(_names(RUNTIME) - imported - set(DRIVERS)) == []
+    assert sorted(_names(RUNTIME) - imported - set(DRIVERS) - LOCAL) == []
 
 
 def test_every_runtime_dependency_has_a_floor_and_a_ceiling() -> None:
-    unbounded = [str(requirement) for requirement in RUNTIME + EXTRAS["embedded"] + EXTRAS["flower"]
-                 if {">=", "<"} - {spec.operator for spec in requirement.specifier}]
+    unbounded = [str(requirement) for requirement in RUNTIME + CLIENT + EXTRAS["embedded"] + EXTRAS["flower"]
+                 if canonicalize_name(requirement.name) not in LOCAL
+                 and {">=", "<"} - {spec.operator for spec in requirement.specifier}]
 
     assert unbounded == []
 
 
 def test_constraints_pin_every_dependency_within_its_bounds() -> None:
     pins = _constraints()
-    every = RUNTIME + [requirement for extra in EXTRAS.values() for requirement in extra]
+    every = [requirement for requirement in RUNTIME + CLIENT + [requirement for extra in EXTRAS.values()
+                                                                 for requirement in extra]
+             if canonicalize_name(requirement.name) not in LOCAL]
 
     misfits = [f"{requirement} (pinned: {pins.get(canonicalize_name(requirement.name))})" for requirement in every
                if pins.get(canonicalize_name(requirement.name)) not in requirement.specifier]

