@@ -22,7 +22,7 @@ from core.bus import EventPublisher, Keys
 from core.clock import utcnow
 from core.db import create_sync_engine
 from core.models import DEFAULT_AGENT_ID
-from core.processing import WorkerContext
+from core.sweeps import BeatContext
 from core.settings import Settings
 from core.sweeps import expire_due_sessions
 
@@ -67,7 +67,7 @@ def vacuum(engine: Engine) -> None:
         conn.execute(text("VACUUM ANALYZE session_events"))
 
 
-def reset(ctx: WorkerContext) -> None:
+def reset(ctx: BeatContext) -> None:
     """Make the same 10,000 sessions due again, as if the last sweep had not happened."""
     with ctx.engine.begin() as conn:
         conn.execute(text(RESET))
@@ -77,7 +77,7 @@ def reset(ctx: WorkerContext) -> None:
     vacuum(ctx.engine)
 
 
-def time_sweeps(ctx: WorkerContext, due: int, runs: int) -> tuple[float, list[float]]:
+def time_sweeps(ctx: BeatContext, due: int, runs: int) -> tuple[float, list[float]]:
     timings = []
     for _ in range(runs):
         reset(ctx)
@@ -110,7 +110,7 @@ def main() -> None:
         settings = Settings(_env_file=None, database_url=database_url, redis_url=REDIS_URL, redis_prefix=prefix)
         keys = Keys(settings.redis_prefix)
         engine = create_sync_engine(settings)
-        ctx = WorkerContext(settings=settings, engine=engine, redis=client, keys=keys,
+        ctx = BeatContext(settings=settings, engine=engine, redis=client, keys=keys,
                             publisher=EventPublisher(client, keys, settings.event_stream_maxlen,
                                                  settings.event_stream_ttl_seconds))
         results = {}
