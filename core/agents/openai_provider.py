@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import httpx2
 import openai
 import orjson
@@ -79,9 +80,23 @@ def _provider_message(error: openai.APIStatusError) -> str:
     return str(message or error.message)[:MAX_REASON_CHARS]
 
 
+def _refused_or_dropped(error: BaseException) -> BaseException | None:
+    """The refused or dropped connection a "timeout" really was (the aiohttp transport reports every connection
+    error as a connect timeout), if it was one."""
+    cause = error.__cause__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, aiohttp.ServerTimeoutError):
+            return cause
+        cause = cause.__cause__
+    return None
+
+
 def failure_from(error: openai.OpenAIError, model: ModelSettings) -> AgentFailure:
     """The worker's view of an SDK error: what went wrong, in words, and whether a retry may help."""
     where = model.base_url or "the OpenAI API"
+    if isinstance(error, openai.APITimeoutError) and (connection_error := _refused_or_dropped(error)):
+        error = openai.APIConnectionError(request=error.request)
+        error.__cause__ = connection_error
     if isinstance(error, openai.APITimeoutError):
         return AgentFailure(f"the model server at {where} did not answer within {model.request_timeout_seconds:g} s",
                             transient=True)
@@ -188,10 +203,11 @@ class OpenAIAgent:
                 await self._complete(client, request, generation)
         except openai.OpenAIError as error:
             raise failure_from(error, self.model) from error
-        except httpx2.TimeoutException as error:  # while reading the raw stream (the SDK wraps only the request)
-            raise failure_from(openai.APITimeoutError(request=error.request), self.model) from error
-        except httpx2.TransportError as error:
-            raise failure_from(openai.APIConnectionError(request=error.request), self.model) from error
+        except httpx2.TransportError as error:  # while reading the raw stream (the SDK wraps only the request)
+            wrapped = openai.APITimeoutError(request=error.request) if isinstance(error, httpx2.TimeoutException) \
+                else openai.APIConnectionError(request=error.request)
+            wrapped.__cause__ = error
+            raise failure_from(wrapped, self.model) from error
         if generation.finish_reason is None:  # every compatible server ends a complete reply with one
             raise AgentFailure(f"the reply from {self.model.base_url or 'the OpenAI API'} broke off before its end",
                                transient=True)
