@@ -72,8 +72,7 @@ async def send(uow: AsyncUnitOfWork, resources: Resources, session_id: uuid.UUID
                idempotency_key: str | None, debug: bool, accept: str | None,
                owner: str | None) -> Response[Any] | EventSourceResponse:
     transport = transport_of(data, accept)
-    accepted = await _accept(uow, resources, session_id, data, idempotency_key, listen=transport != "websocket",
-                             owner=owner)
+    accepted = await _accept(uow, resources, session_id, data, idempotency_key, transport, owner=owner)
     if accepted.feed is None:
         timings = {"acceptMs": _ms(accepted.started, accepted.committed)}
         submission = accepted.submission
@@ -90,7 +89,7 @@ async def send(uow: AsyncUnitOfWork, resources: Resources, session_id: uuid.UUID
 
 
 async def _accept(uow: AsyncUnitOfWork, resources: Resources, session_id: uuid.UUID, data: MessageCreate,
-                  idempotency_key: str | None, listen: bool, owner: str | None) -> Accepted:
+                  idempotency_key: str | None, transport: str, owner: str | None) -> Accepted:
     started = time.perf_counter()
     key = check_idempotency_key(idempotency_key)
     fingerprint = request_fingerprint(data.model_dump(mode="json", exclude_none=True))
@@ -98,7 +97,8 @@ async def _accept(uow: AsyncUnitOfWork, resources: Resources, session_id: uuid.U
         # Without Redis the message could be stored but neither queued nor its reply heard: refuse before
         # storing anything, so the client's retry (503 + Retry-After) is the only copy.
         raise ServiceUnavailable("the message queue (Redis) is unavailable; retry shortly", dependency="redis")
-    subscription = resources.hub.listen(session_id) if listen else None
+    # websocket: nobody waits here; http waits for the stored reply only; sse streams the text too.
+    subscription = None if transport == "websocket" else resources.hub.listen(session_id, chunks=transport == "sse")
     try:
         submission = await submit_message(uow, resources.settings, session_id, data, utcnow(), key, fingerprint,
                                           owner=owner, limiter=resources.limiter)

@@ -37,11 +37,21 @@ class Keys:
         return f"{self.prefix}stream:{session_id}"
 
     def channel(self, session_id: uuid.UUID | str) -> str:
+        """Where a session's durable events are published."""
         return f"{self.prefix}ev:{session_id}"
+
+    def chunk_channel(self, session_id: uuid.UUID | str) -> str:
+        """Where a session's streamed chunks are published: apart, so a process with nobody streaming that
+        session drops them unread."""
+        return f"{self.prefix}ck:{session_id}"
 
     @property
     def channel_pattern(self) -> str:
         return f"{self.prefix}ev:*"
+
+    @property
+    def chunk_channel_pattern(self) -> str:
+        return f"{self.prefix}ck:*"
 
     def rate_limit(self, bucket: str, ident: uuid.UUID | str) -> str:
         return f"{self.prefix}rl:{bucket}:{ident}"
@@ -145,17 +155,19 @@ def queue_publish(pipe: Any, keys: Keys, maxlen: int, ttl: int, events: Iterable
             stream = keys.stream(event.session_id)
             pipe.xadd(stream, {"e": payload}, id=event.id, maxlen=maxlen, approximate=True)
             streams.add(stream)
-        pipe.publish(keys.channel(event.session_id), payload)
+        pipe.publish(keys.channel(event.session_id) if event.durable else keys.chunk_channel(event.session_id),
+                     payload)
     for stream in streams:  # idle sessions' Streams go away; a reader past them falls back to the database
         pipe.expire(stream, ttl)
 
 
 class Subscription:
-    """One listener's view of a session's live events, fed by the hub."""
+    """One listener's view of a session's live events, fed by the hub (chunks only if it asked for them)."""
 
-    def __init__(self, hub: EventHub, session_id: str) -> None:
+    def __init__(self, hub: EventHub, session_id: str, chunks: bool) -> None:
         self._hub = hub
         self.session_id = session_id
+        self.chunks = chunks
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
     async def next(self, timeout: float | None) -> dict[str, Any] | None:
@@ -188,6 +200,8 @@ class EventHub:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self.connected = False
+        self._durable_prefix = keys.channel_pattern[:-1]
+        self._chunk_prefix = keys.chunk_channel_pattern[:-1]
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-hub")
@@ -201,9 +215,10 @@ class EventHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def listen(self, session_id: uuid.UUID | str) -> Subscription:
-        """Start hearing a session's events at once; the caller must `close()` the subscription."""
-        subscription = Subscription(self, str(session_id))
+    def listen(self, session_id: uuid.UUID | str, *, chunks: bool = True) -> Subscription:
+        """Start hearing a session's events at once; the caller must `close()` the subscription. Without
+        `chunks`, only its durable events (a blocking request waits for the reply, not for its text)."""
+        subscription = Subscription(self, str(session_id), chunks)
         self._listeners[subscription.session_id].add(subscription)
         return subscription
 
@@ -219,12 +234,16 @@ class EventHub:
                 del self._listeners[subscription.session_id]
 
     def _dispatch(self, channel: bytes, payload: bytes) -> None:
-        session_id = channel.decode()[len(self._keys.channel_pattern) - 1 :]
-        group = self._listeners.get(session_id)
+        name = channel.decode()
+        chunk = name.startswith(self._chunk_prefix)
+        group = self._listeners.get(name[len(self._chunk_prefix if chunk else self._durable_prefix):])
         if not group:
             return
+        listeners = [subscription for subscription in group if subscription.chunks] if chunk else group
+        if not listeners:
+            return  # nobody here streams this session's text: not even decoded
         event = decode_envelope(payload)
-        for subscription in group:
+        for subscription in listeners:
             subscription.queue.put_nowait(event)
 
     def _signal_gap(self) -> None:
@@ -237,7 +256,7 @@ class EventHub:
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.psubscribe(self._keys.channel_pattern)
+                await pubsub.psubscribe(self._keys.channel_pattern, self._keys.chunk_channel_pattern)
                 if self.connected is False and self._ready.is_set():
                     self._signal_gap()  # events may have been published while we were away
                 self.connected = True
