@@ -72,8 +72,18 @@ CLAIMING_THREADS = 8
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def worker(ctx: typer.Context, loglevel: str = "info",
-           max_turns: int = typer.Option(None, help="Turns run at once (defaults to WORKER_MAX_TURNS, 1000)")) -> None:
+           max_turns: int = typer.Option(None, help="Turns run at once (defaults to WORKER_MAX_TURNS, 1000)"),
+           supervised: bool = typer.Option(True, "--supervised/--unsupervised",
+                                           help="Run the worker as a child process, started again if it exits on "
+                                                "its own (Celery can, when Redis goes away)")) -> None:
     """Run a worker: a Celery consumer feeding this process's turn runtime (extra arguments go to Celery)."""
+    if supervised:
+        from agent_sessions.dev import CLI
+        from agent_sessions.supervise import supervise
+
+        configure_logging(get_settings())
+        options = ["--loglevel", loglevel, *(["--max-turns", str(max_turns)] if max_turns is not None else [])]
+        raise typer.Exit(supervise([*CLI, "worker", "--unsupervised", *options, *ctx.args]))
     from worker.celery_app import app
 
     if max_turns is not None:
