@@ -26,6 +26,8 @@ AGENT_DURATION = Histogram("agent_sessions_agent_duration_seconds", "Time the ag
 QUEUE_WAIT = Histogram("agent_sessions_queue_wait_seconds",
                        "From the user message being stored to a worker claiming it", buckets=LATENCY_BUCKETS)
 TURNS_RUNNING = Gauge("agent_sessions_turns_running", "Turns (agent generations) running in this process")
+PUBLISH_FAILURES = Counter("agent_sessions_publish_failures_total",
+                           "Event batches Redis refused (durable events in them are sent again, in order)")
 MESSAGE_FAILURES = Counter("agent_sessions_message_failures_total", "User messages that ended `failed`, by reason",
                            ["code"])
 

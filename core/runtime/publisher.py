@@ -10,6 +10,7 @@ import redis.asyncio as aredis
 import structlog
 from redis.exceptions import RedisError
 
+from core import metrics
 from core.bus import Event, Keys, queue_publish
 
 log = structlog.get_logger(__name__)
@@ -38,6 +39,7 @@ class OrderedPublisher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._warned_at = 0.0
+        self.failed_attempts = 0  # batches Redis refused (each is sent again, its durable events at least)
 
     def send(self, events: Sequence[Event]) -> None:
         """Queue events for publishing (returns at once)."""
@@ -79,6 +81,8 @@ class OrderedPublisher:
                 await pipe.execute(raise_on_error=False)
                 return
             except RedisError as exc:
+                self.failed_attempts += 1
+                metrics.PUBLISH_FAILURES.inc()
                 batch = [event for event in batch if event.durable]
                 if len(self._waiting) > MAX_WAITING_CHUNKS:
                     self._waiting = [event for event in self._waiting if event.durable]
