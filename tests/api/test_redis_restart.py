@@ -6,7 +6,6 @@ and no beat, so nothing but the API's own push can get a message answered.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,16 +17,7 @@ from tests.reliability.servers import RedisServer
 from tests.support.factories import create_session, send_message
 from tests.support.processes import Stack, stack_env, wait_until
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not found")
 API_CLIENT_NAME = "agent-sessions-api-"
-
-
-@pytest.fixture()
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture()
