@@ -39,12 +39,14 @@ import psutil
 from sqlalchemy import create_engine, text
 
 from tests.reliability.servers import PostgresServer, RedisServer, scratch_dir
+from tests.support.openai_server import GOOD_KEY, FakeOpenAI
 from tests.support.processes import Service, Stack, free_port
 
 SESSIONS_PATH = "/api/messaging/sessions"
 RETRYABLE_STATUSES = {409, 429, 500, 502, 503, 504}
 SLOW_SESSION_MESSAGES = 3
 DEFAULT_AGENT_ID = "e1a2a000-0000-4000-8000-000000000001"
+SLOW_MODEL_KEY_ENV = "RELIABILITY_SLOW_MODEL_KEY"
 PROBE_USER = "probe"
 FAULTS = ("worker_sigkill", "worker_sigterm", "redis_restart", "postgres_restart", "api_kill", "slow_agent")
 # Things a user might tell ELIZA; every message also carries a unique tag.
@@ -107,6 +109,8 @@ class System:
     workers: list[Service] = field(default_factory=list)
     beat: Service | None = None
     probe_session: str = ""  # where probes send while a dependency is away (left out of the audit)
+    # The slow agent's model: a local OpenAI-compatible server answering after a delay (loopback only).
+    slow_model: FakeOpenAI = field(default_factory=FakeOpenAI)
     stopped_on_purpose: set[int] = field(default_factory=set)  # pids a fault killed or stopped
     crashes: list[dict[str, Any]] = field(default_factory=list)  # processes that exited by themselves
 
@@ -129,11 +133,12 @@ class System:
             # re-queues a `pending` message after 3 s and a `processing` one whose lease (8 s) ran out; a dead
             # worker's session lock lapses after 4 s.
             "SWEEP_INTERVAL_SECONDS": "1", "STUCK_PENDING_SECONDS": "3", "MESSAGE_LEASE_SECONDS": "8",
-            "SESSION_LOCK_SECONDS": "4",
+            "SESSION_LOCK_SECONDS": "4", SLOW_MODEL_KEY_ENV: GOOD_KEY,
         }
         system = cls(config, root, postgres, redis, Stack(env=env, log_dir=root / "logs"))
         system.migrate()
         try:
+            system.slow_model.start()
             for _ in range(config.workers):
                 system.start_worker()
             system.beat = system.stack.start_beat()
@@ -185,6 +190,7 @@ class System:
 
     def stop(self) -> None:
         self.stack.stop()
+        self.slow_model.stop()
         self.redis.stop()
         self.postgres.stop()
 
@@ -688,7 +694,7 @@ def _slope_per_minute(points: list[tuple[float, float]]) -> float | None:
 
 async def _drive(config: HarnessConfig, system: System, clock: Callable[[], float],
                  faults: list[FaultRecord]) -> LoadDriver:
-    agent_ids = await _agents(system.base_urls[0], config)
+    agent_ids = await _agents(system, config)
     driver = LoadDriver(config, system.base_urls, clock)
     load = asyncio.create_task(driver.run(agent_ids))
     supervisor = asyncio.create_task(_supervise(system, clock))
@@ -710,20 +716,26 @@ async def _supervise(system: System, clock: Callable[[], float]) -> None:
         await asyncio.sleep(1.0)
 
 
-async def _agents(base_url: str, config: HarnessConfig) -> list[str]:
+async def _agents(system: System, config: HarnessConfig) -> list[str]:
     """The agent of each session: ELIZA with a small per-word delay; the slow ones exceed the blocking wait."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-        async def create(name: str, delay_ms: int) -> str:
+    async with httpx.AsyncClient(base_url=system.base_urls[0], timeout=10) as client:
+        async def create(name: str, provider: str, settings: dict[str, Any]) -> str:
             response = await client.post("/api/agents", json={"name": f"{name}-{uuid.uuid4().hex[:8]}",
-                                                              "provider": "eliza",
-                                                              "settings": {"chunk_delay_ms": delay_ms}})
-            response.raise_for_status()
+                                                              "provider": provider, "settings": settings})
+            if response.status_code != 201:
+                raise RuntimeError(f"creating the {name} agent failed: {response.status_code} {response.text}")
             return response.json()["id"]
 
-        normal = await create("reliability", config.chunk_delay_ms)
-        # Over the wait limit whatever the reply's length (ELIZA replies have at least 4 words).
-        slow = await create("reliability-slow", int(config.reply_wait_seconds * 1000 / 3) + 200) \
-            if config.slow_sessions else normal
+        normal = await create("reliability", "eliza", {"chunk_delay_ms": config.chunk_delay_ms})
+        slow = normal
+        if config.slow_sessions:
+            # A model that takes a second longer than the blocking wait, whatever the wait (ELIZA's pause per
+            # word is capped at 1 s, too little for a short reply to outlast a 5 s wait).
+            model = system.slow_model.add_model(f"slow-{uuid.uuid4().hex[:8]}",
+                                                latency=config.reply_wait_seconds + 1.0)
+            slow = await create("reliability-slow", "openai", {"model": {
+                "name": model, "baseUrl": system.slow_model.base_url, "apiKeyEnv": SLOW_MODEL_KEY_ENV,
+                "requestTimeoutSeconds": config.reply_wait_seconds + 30}})
     return [slow if index < config.slow_sessions else normal for index in range(config.sessions)]
 
 
