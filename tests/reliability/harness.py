@@ -73,6 +73,8 @@ class HarnessConfig:
     memory_interval: float = 0.0  # seconds between RSS samples of the API and workers (0: none)
     event_stream_sessions: int = 5  # sessions whose /events stream is audited (if the server has /events)
     seed: int = 8
+    # True: the recovery settings a deployment has by default (sweep, leases, locks), not the shortened ones.
+    production_settings: bool = False
     keep_dir: Path | None = None  # where logs go (default: a temporary directory, removed on success)
 
     def __post_init__(self) -> None:
@@ -127,14 +129,16 @@ class System:
         (root / "logs").mkdir(exist_ok=True)
         env = {
             "DATABASE_URL": postgres.url, "REDIS_URL": redis.url, "REDIS_PREFIX": f"rel-{root.name}:",
-            "CELERY_QUEUE": "rel",
+            "CELERY_QUEUE": "rel", SLOW_MODEL_KEY_ENV: GOOD_KEY,
+            # Rate limits off (the load would hit them); no effect on recovery.
             "ENVIRONMENT": "test", "REPLY_WAIT_SECONDS": str(config.reply_wait_seconds),
+        }
+        if not config.production_settings:
             # Recovery in seconds rather than minutes, so a short run sees it: the beat sweeps every second,
             # re-queues a `pending` message after 3 s and a `processing` one whose lease (8 s) ran out; a dead
             # worker's session lock lapses after 4 s.
-            "SWEEP_INTERVAL_SECONDS": "1", "STUCK_PENDING_SECONDS": "3", "MESSAGE_LEASE_SECONDS": "8",
-            "SESSION_LOCK_SECONDS": "4", SLOW_MODEL_KEY_ENV: GOOD_KEY,
-        }
+            env.update({"SWEEP_INTERVAL_SECONDS": "1", "STUCK_PENDING_SECONDS": "3", "MESSAGE_LEASE_SECONDS": "8",
+                        "SESSION_LOCK_SECONDS": "4"})
         system = cls(config, root, postgres, redis, Stack(env=env, log_dir=root / "logs"))
         system.migrate()
         try:
@@ -858,7 +862,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-interval", type=float, default=0.0, help="seconds between RSS samples (0: off)")
     parser.add_argument("--keep-dir", type=Path, help="keep logs and data here")
     parser.add_argument("--report", type=Path, help="write the JSON report here")
+    parser.add_argument("--scenario", help="instead of the load with faults, run these recovery and fairness "
+                                           "scenarios with production settings: worker_sigkill, redis_restart, "
+                                           "fairness (comma-separated); see tests/reliability/scenarios.py")
     args = parser.parse_args(argv)
+    if args.scenario:
+        return _run_scenarios(args.scenario.split(","), args.report)
     faults = tuple(name for name in args.faults.split(",") if name and name != "none")
     config = HarnessConfig(sessions=args.sessions, messages_per_session=args.messages_per_session,
                            duration=args.duration, faults=faults, chunk_delay_ms=args.chunk_delay_ms,
@@ -875,6 +884,24 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(summary, indent=2, default=str))
     print(markdown(report))
     return 0 if report["passed"] else 1
+
+
+def _run_scenarios(names: list[str], report_path: Path | None) -> int:
+    from tests.reliability.scenarios import RUNNERS, ScenarioConfig
+    from tests.reliability.scenarios import markdown as scenario_markdown
+
+    unknown = set(names) - set(RUNNERS)
+    if unknown:
+        raise SystemExit(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(RUNNERS)}")
+    results = []
+    for name in names:
+        results.append(RUNNERS[name](ScenarioConfig()))
+        print(json.dumps({key: value for key, value in results[-1].items() if key != "per_session"}, default=str),
+              flush=True)
+    if report_path:
+        report_path.write_text(json.dumps(results, indent=2, default=str))
+    print(scenario_markdown(results))
+    return 0
 
 
 if __name__ == "__main__":
