@@ -324,7 +324,7 @@ def fairness_figures(replies: list[tuple[Any, float]], sessions: list[str], star
         moments.setdefault(str(session_id), []).append(at)
     per_session = []
     for session_id in sessions:
-        points = [start, *moments[session_id], end]
+        points = [start, *sorted(moments[session_id]), end]  # the history gives them newest first
         per_session.append({"session": session_id, "replies": len(moments[session_id]),
                             "longest_gap_seconds": round(max(b - a for a, b in zip(points, points[1:])), 2)})
     counts = [entry["replies"] for entry in per_session]
