@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import redis.asyncio as aredis
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from core.clock import utcnow
 from core.models import messages_table, sessions_table
 from core.settings import Settings
-from tests.support.processes import free_port
+from tests.support.processes import free_port, wait_until
 from tests.support.runtime import InlineRuntime, add_user_message, events_of, make_agent, make_session, messages_of
 
 
@@ -199,3 +200,63 @@ def test_the_last_turn_queues_nothing_more(rt: InlineRuntime) -> None:
 
     assert rt.queued == []  # the reply to "one" came after "two", yet nothing waits after "two"
 
+
+
+def fast_recovery_settings(sqlite_url: str, redis_url: str, redis_prefix: str) -> Settings:
+    return unit_settings(sqlite_url, redis_url, redis_prefix, message_lease_seconds=0.6,
+                         recovery_interval_seconds=0.1)
+
+
+def slow_echo(engine: Any) -> uuid.UUID:
+    """An agent whose reply takes about a second (two chunks, a second apart): longer than the lease."""
+    return make_agent(engine, "echo", {"chunkDelayMs": 1000})
+
+
+def test_a_turn_whose_worker_died_is_queued_again_once_its_lease_lapses(sqlite_url: str, redis_url: str,
+                                                                         redis_prefix: str) -> None:
+    runtime = InlineRuntime(fast_recovery_settings(sqlite_url, redis_url, redis_prefix))
+    try:
+        session_id = make_session(runtime.engine)
+        add_user_message(runtime.engine, session_id, "Hello", status="processing", attempts=1,
+                         lease_until=utcnow() + timedelta(seconds=0.5))  # its worker was killed just now
+
+        wait_until(lambda: session_id in runtime.queued, 10, "the recovery to queue the session")
+
+        assert runtime.answer(session_id) == 1
+        user, reply = messages_of(runtime.engine, session_id)
+        assert (user.status, user.attempts, reply.reply_to) == ("completed", 2, user.id)
+    finally:
+        runtime.close()
+
+
+def test_a_live_worker_keeps_its_slow_turn(sqlite_url: str, redis_url: str, redis_prefix: str) -> None:
+    settings = fast_recovery_settings(sqlite_url, redis_url, redis_prefix)
+    working, watching = InlineRuntime(settings), InlineRuntime(settings)  # two workers on one database
+    try:
+        session_id = make_session(working.engine, agent_id=slow_echo(working.engine))
+        add_user_message(working.engine, session_id, "take your time")
+
+        assert working.answer(session_id) == 1  # about a second: the lease was renewed, never lapsed
+
+        assert session_id not in watching.queued
+        [user, reply] = messages_of(working.engine, session_id)
+        assert (user.status, user.attempts, reply.reply_to) == ("completed", 1, user.id)
+    finally:
+        working.close()
+        watching.close()
+
+
+def test_a_stopping_worker_hands_its_running_turns_back(sqlite_url: str, redis_url: str, redis_prefix: str) -> None:
+    runtime = InlineRuntime(unit_settings(sqlite_url, redis_url, redis_prefix))
+    try:
+        session_id = make_session(runtime.engine, agent_id=slow_echo(runtime.engine))
+        add_user_message(runtime.engine, session_id, "are you there?")
+        assert runtime.run(runtime.runner.process(session_id))
+
+        runtime.run(runtime.runner.stop(grace_seconds=0))
+
+        [user] = messages_of(runtime.engine, session_id)
+        assert (user.status, user.attempts, user.lease_until) == ("pending", 0, None)
+        assert runtime.queued == [session_id]  # another worker is asked at once
+    finally:
+        runtime.close()
