@@ -18,15 +18,15 @@ from typing import Any
 from litestar import Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.errors import error_response
 from api.resources import Resources
 from api.streaming import sse_event, sse_response, terminal_event
 from core import logs
 from core.bus import parse_event_id
 from core.clock import utcnow
-from core.errors import ServiceUnavailable
+from core.errors import AgentFailed, MessageSuperseded, ServiceUnavailable
 from core.schemas import AcceptedPublic, MessageCreate, MessagePublic, ReplyPublic, SessionStatus
 from core.services.events import ExchangeFeed
+from core.sessions.double_texting import SUPERSEDED_CODE
 from core.services.messages import Submission, find_outcome, submit_message
 from core.services.sessions import session_status
 from core.sessions.uow import AsyncUnitOfWork
@@ -154,9 +154,8 @@ async def _blocking_reply(uow: AsyncUnitOfWork, resources: Resources, accepted: 
         return _accepted(submission, debug, timings)
     if isinstance(outcome, Failed):
         details = {"messageId": str(submission.user_message.id), "sessionId": str(submission.user_message.session_id)}
-        if outcome.code == "SUPERSEDED":
-            return error_response(409, "MESSAGE_SUPERSEDED", outcome.reason, details)
-        return error_response(502, "AGENT_FAILED", outcome.reason, details)
+        failure = MessageSuperseded if outcome.code == SUPERSEDED_CODE else AgentFailed
+        raise failure(outcome.reason, **details)
     timings.update(outcome.timings)
     return _reply_response(submission, outcome.message, outcome.status, debug, timings)
 

@@ -64,6 +64,18 @@ class SessionBusy(DomainError):
     code = "SESSION_BUSY"
 
 
+class MessageSuperseded(DomainError):
+    """An `interrupt` session answered a newer message instead of this one."""
+
+    code = "MESSAGE_SUPERSEDED"
+
+
+class AgentFailed(DomainError):
+    """The agent could not answer the message (after its retries); the reason says why."""
+
+    code = "AGENT_FAILED"
+
+
 class SessionNotPaused(DomainError):
     code = "SESSION_NOT_PAUSED"
 

@@ -61,8 +61,9 @@ def _parameter_positions(trees: list[ast.Module]) -> dict[str, dict[str, int]]:
 
 
 def _is_code_name(node: ast.expr) -> bool:
-    return (isinstance(node, ast.Name) and node.id == "code") or (isinstance(node, ast.Attribute)
-                                                                   and node.attr == "code")
+    """`code`, `x.code`, or a constant named like `SUPERSEDED_CODE`."""
+    return (isinstance(node, ast.Name) and (node.id == "code" or node.id.endswith("_CODE"))) or (
+        isinstance(node, ast.Attribute) and node.attr == "code")
 
 
 def _string(node: ast.expr | None) -> str | None:

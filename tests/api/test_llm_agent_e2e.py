@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from core.agents.prompt import message_tokens
+from core.bus import Keys
 from tests.support.factories import create_session, history, send_message
 from tests.support.openai_server import Fail, FakeOpenAI
 from tests.support.processes import Stack, wait_until
@@ -37,9 +38,10 @@ def new_model(fake: FakeOpenAI, *steps: Any) -> str:
 
 @contextmanager
 def session_events(stack: Stack, redis_client: redis.Redis, session_id: str) -> Iterator[list[dict[str, Any]]]:
-    """Every event published on the session's channel while the block runs (chunks included)."""
+    """Every event published on the session's channels while the block runs (chunks included)."""
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(f"{stack.env['REDIS_PREFIX']}ev:{session_id}")
+    keys = Keys(stack.env["REDIS_PREFIX"])
+    pubsub.subscribe(keys.channel(session_id), keys.chunk_channel(session_id))
     events: list[dict[str, Any]] = []
     try:
         yield events

@@ -362,17 +362,20 @@ class ClientPool:
 
 # --- the tap: when Redis delivered each PUBLISH on the event channels ---
 
-def tap_main(pipe: Connection, redis_url: str, pattern: str) -> None:
+def tap_main(pipe: Connection, redis_url: str, *patterns: str) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     client = redis.Redis.from_url(redis_url)
     pubsub = client.pubsub()
-    pubsub.psubscribe(pattern)
+    pubsub.psubscribe(*patterns)
+    confirmed = 0
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # subscribed once Redis confirms it
+    while time.monotonic() < deadline:  # subscribed once Redis confirms every pattern
         message = pubsub.get_message(timeout=1.0)
         if message is not None and message["type"] == "psubscribe":
-            pipe.send("ready")
-            break
+            confirmed += 1
+            if confirmed == len(patterns):
+                pipe.send("ready")
+                break
     heard: list[tuple[float, bytes]] = []
     while True:
         message = pubsub.get_message(timeout=0.05)
@@ -396,7 +399,7 @@ class Tap:
     def __init__(self, redis_url: str, prefix: str) -> None:
         self.pipe, theirs = multiprocessing.get_context("fork").Pipe()
         self.process = multiprocessing.get_context("fork").Process(
-            target=tap_main, args=(theirs, redis_url, f"{prefix}ev:*"), daemon=True)
+            target=tap_main, args=(theirs, redis_url, f"{prefix}ev:*", f"{prefix}ck:*"), daemon=True)
         self.process.start()
         theirs.close()
         if not self.pipe.poll(30) or self.pipe.recv() != "ready":
