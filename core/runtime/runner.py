@@ -42,7 +42,7 @@ from core.sessions.uow import AsyncUnitOfWork, SessionProcessor
 from core.settings import Settings
 from core.turns.claim import Turn, claim_turn
 from core.turns.run import breaker_for, run_agent
-from core.turns.settle import hand_back, store_failure, store_reply
+from core.turns.settle import AlreadyAnswered, hand_back, store_failure, store_reply
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -235,8 +235,12 @@ class TurnRunner:
                                            reply.confidence, turn.message.created_at, turn.message.metadata)
         timings = {"queueWaitMs": round((turn.claimed_at - turn.message.created_at).total_seconds() * 1000, 2),
                    "agentMs": round(agent_ms, 2)}
-        newer = await self._transaction(
-            lambda uow: store_reply(uow, turn, reply, analyzed, self.settings, utcnow(), timings))
+        try:
+            newer = await self._transaction(
+                lambda uow: store_reply(uow, turn, reply, analyzed, self.settings, utcnow(), timings))
+        except AlreadyAnswered:
+            log.info("reply already stored by another delivery of the turn", reply_id=str(turn.reply_id))
+            return True  # whether more wait is unknown here: a follow-up claim finds out
         log.info("reply stored", reply_id=str(turn.reply_id), agent_ms=round(agent_ms, 2))
         return newer
 

@@ -46,6 +46,10 @@ LOAD_SESSION = {(owned, for_update, with_agent): _session(owned, for_update, wit
                 for owned in (False, True) for for_update in (False, True) for with_agent in (False, True)}
 # SET clauses come from the execution's parameters (column names); the row is named by `session_id`.
 UPDATE_SESSION = update(sessions_table).where(S.id == bindparam("session_id")).returning(sessions_table)
+# The same, taking the next message and event numbers in SQL (the other SET clauses from the parameters).
+ADVANCE_SESSION = update(sessions_table).where(S.id == bindparam("session_id")).values(
+    next_seq=S.next_seq + bindparam("messages"), message_count=S.message_count + bindparam("messages"),
+    event_seq=S.event_seq + bindparam("events")).returning(sessions_table)
 INSERT_EVENTS = insert(events_table)
 
 

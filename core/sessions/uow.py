@@ -157,6 +157,18 @@ class AsyncUnitOfWork(_Changes):
         self._record(updated, events, count, at)
         return updated
 
+    async def advance_session(self, session_id: uuid.UUID, values: dict[str, Any], events: EventsOf, *,
+                              at: datetime, count: int, messages: int = 0) -> Any:
+        """Lock and update a session in one statement, taking its next `messages` message numbers and `count`
+        event numbers in SQL (no read of the row first); returns the updated row, whose `next_seq` is the last
+        message number taken. For a change that needs nothing of the row before it (a turn's settlement)."""
+        assert session_id not in self._heads, "the session's events were numbered from a row already"
+        updated = (await self.execute(sql.ADVANCE_SESSION, {
+            "session_id": session_id, **values, "messages": messages, "events": count})).one()
+        self._heads[session_id] = updated.event_seq
+        self._record(updated, events, count, at)
+        return updated
+
     async def commit(self) -> None:
         """Store the recorded events and commit; then publish them and ask for processing (never before)."""
         if self._conn is not None:

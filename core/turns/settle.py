@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
+class AlreadyAnswered(Exception):
+    """Another delivery of the turn stored its reply first (a worker thought dead was only slow)."""
+
+
 async def fail_messages(uow: AsyncUnitOfWork, session: Any, messages: Sequence[Any], code: str, reason: str,
                         now: datetime, **details: str) -> int:
     """Mark still-unanswered messages of a locked session failed, each with a `message.failed` event; returns
@@ -63,49 +67,50 @@ async def store_reply(uow: AsyncUnitOfWork, turn: Turn, reply: AgentReply, analy
 
     `analyzed` is the conversation state after the exchange and the exchange's analysis, computed beforehand
     off the event loop (a session has one turn at a time, so the state it started from is still current).
+    The session is locked and advanced first, in one statement: the reply takes its next message number.
     """
     started = time.perf_counter()
     state, analysis = analyzed
     user = turn.message
-    session = await uow.lock_session(turn.session_id)
     metadata: dict[str, Any] = {"thought": reply.thought, "actions": list(reply.actions),
                                 "confidence": reply.confidence, "analysis": analysis}
     coalesced = [str(earlier.id) for earlier in turn.coalesced]
     if coalesced:
         metadata["coalesced"] = coalesced
-    values = {"id": turn.reply_id, "session_id": session.id, "seq": session.next_seq + 1, "role": Role.AGENT.value,
-              "author_id": str(session.agent_id), "content": reply.text, "metadata": metadata,
+    values = {"id": turn.reply_id, "session_id": turn.session_id, "role": Role.AGENT.value,
+              "author_id": str(turn.session.agent_id), "content": reply.text, "metadata": metadata,
               "status": MessageStatus.COMPLETED.value, "reply_to": user.id, "created_at": now, "completed_at": now,
               "attempts": 1}
-    if (await uow.execute(sql.STORE_REPLY[uow.dialect], values)).first() is None:
-        return await has_newer_message(uow, session, user)  # another delivery of this turn already answered it
-    settled = {"status": MessageStatus.COMPLETED.value, "completed_at": now, "lease_until": None, "error": None}
-    await uow.execute(sql.UPDATE_MESSAGE, {**settled, "message_id": user.id,
-                                           "metadata": {**user.metadata, "analysis": analysis}})
-    for earlier in turn.coalesced:  # answered by this turn's reply, which names them in `coalesced`
-        await uow.execute(sql.UPDATE_MESSAGE, {**settled, "message_id": earlier.id,
-                                               "metadata": {**earlier.metadata, "coalescedInto": str(user.id)}})
-    reply_public = public_json(message_public(SimpleNamespace(**values, error=None)))
 
     def announced(updated: Any) -> list[tuple[str, dict[str, Any]]]:
+        reply_public = public_json(message_public(SimpleNamespace(**values, seq=updated.next_seq, error=None)))
         status = public_json(session_status(updated, now, settings.timeout_minute))
         db_ms = round((time.perf_counter() - started) * 1000, 2)
         return [("message.completed", {"message": reply_public, "replyTo": str(user.id), "coalesced": coalesced,
                                        "sessionStatus": status, "timings": {**timings, "dbMs": db_ms}}),
                 ("state.updated", {"state": status["state"], "messageId": str(user.id)})]
 
-    await uow.update_session(session, {"next_seq": values["seq"], "message_count": session.message_count + 1,
-                                       "state": state, "agent_state": reply.agent_state},
-                             announced, at=now, count=2)
-    return await has_newer_message(uow, session, user)
+    session = await uow.advance_session(turn.session_id, {"state": state, "agent_state": reply.agent_state},
+                                        announced, at=now, count=2, messages=1)
+    if (await uow.execute(sql.STORE_REPLY[uow.dialect], {**values, "seq": session.next_seq})).first() is None:
+        raise AlreadyAnswered(user.id)  # the edge rolls back: nothing of this turn is kept
+    settled = {"status": MessageStatus.COMPLETED.value, "completed_at": now, "lease_until": None, "error": None}
+    await uow.execute(sql.UPDATE_MESSAGE, {**settled, "message_id": user.id,
+                                           "metadata": {**user.metadata, "analysis": analysis}})
+    for earlier in turn.coalesced:  # answered by this turn's reply, which names them in `coalesced`
+        await uow.execute(sql.UPDATE_MESSAGE, {**settled, "message_id": earlier.id,
+                                               "metadata": {**earlier.metadata, "coalescedInto": str(user.id)}})
+    return await has_newer_message(uow, session.id, before_reply=session.next_seq - 1, user_seq=user.seq)
 
 
-async def has_newer_message(uow: AsyncUnitOfWork, session: Any, user: Any) -> bool:
-    """Whether a user message newer than `user` waits. Nothing was stored after it: certainly not (no query);
-    else the replies to earlier messages may be all there is: look."""
-    if session.next_seq <= user.seq:
+async def has_newer_message(uow: AsyncUnitOfWork, session_id: Any, *, before_reply: int, user_seq: int) -> bool:
+    """Whether a user message newer than the one answered (`user_seq`) waits. If nothing was stored after it
+    before the reply (`before_reply`, the last message number then), certainly not: no query. Else the
+    replies to earlier messages may be all there is: look."""
+    if before_reply <= user_seq:
         return False
-    return (await uow.execute(sql.NEWER_UNANSWERED, {"session_id": session.id, "seq": user.seq})).first() is not None
+    return (await uow.execute(sql.NEWER_UNANSWERED, {"session_id": session_id, "seq": user_seq})).first() \
+        is not None
 
 
 async def hand_back(uow: AsyncUnitOfWork, turn: Turn) -> None:

@@ -260,3 +260,21 @@ def test_a_stopping_worker_hands_its_running_turns_back(sqlite_url: str, redis_u
         assert runtime.queued == [session_id]  # another worker is asked at once
     finally:
         runtime.close()
+
+
+def test_a_turn_answered_by_another_delivery_stores_nothing_more(rt: InlineRuntime) -> None:
+    # A worker thought dead (its lease lapsed) was only slow: the other delivery stored the reply first.
+    session_id = make_session(rt.engine, agent_id=slow_echo(rt.engine))
+    message_id = add_user_message(rt.engine, session_id, "Hello")
+    assert rt.run(rt.runner.process(session_id))  # the slow one has claimed it (its reply takes a second)...
+    with rt.engine.begin() as conn:  # ...when the other delivery's reply lands
+        conn.execute(messages_table.insert().values(
+            id=uuid.uuid5(message_id, "reply"), session_id=session_id, seq=2, role="agent", author_id="agent",
+            content="the other delivery's reply", metadata={}, status="completed", reply_to=message_id,
+            created_at=utcnow(), attempts=1))
+        conn.execute(sessions_table.update().where(sessions_table.c.id == session_id).values(next_seq=2))
+
+    rt.run(rt.runner.idle())
+
+    assert [m.content for m in messages_of(rt.engine, session_id)][1:] == ["the other delivery's reply"]
+    assert events_of(rt.engine, session_id) == []  # its events were rolled back with it
