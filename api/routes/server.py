@@ -6,12 +6,11 @@ import time
 
 from litestar import Controller, get
 
-from api.resources import Resources
+from api.dependencies import ResourcesDep, UnitOfWorkDep
 from api.responses import errors
 from core.clock import epoch_millis, utcnow
 from core.schemas import ServerHealth, ServerPing
 from core.services.health import check_server_health
-from core.uow import AsyncUnitOfWork
 
 HEALTH = {"access": "health"}  # open unless PUBLIC_HEALTH=false, like the sessions health route
 
@@ -26,6 +25,6 @@ class ServerController(Controller):
 
     @get("/health", summary="Server health (the sessions health checks, in ElizaOS's server shape)", opt=HEALTH,
          responses=errors(401, 503), security=[{}])
-    async def health(self, uow: AsyncUnitOfWork, resources: Resources) -> ServerHealth:
+    async def health(self, uow: UnitOfWorkDep, resources: ResourcesDep) -> ServerHealth:
         return await check_server_health(uow, resources.redis, resources.settings, utcnow(),
                                          time.monotonic() - resources.started_at, resources.hub.connected)

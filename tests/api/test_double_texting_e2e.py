@@ -130,8 +130,11 @@ def test_coalesce_answers_the_burst_as_one_turn(client: httpx.Client, slow_agent
     assert retry.json()["userMessage"]["id"] == burst[0]["id"]
 
 
-def test_sse_send_of_a_coalesced_message_ends_with_the_turns_reply(client: httpx.Client, slow_agent: str) -> None:
-    session_id, _ = _start_burst(client, "coalesce", slow_agent)
+def test_sse_send_of_a_coalesced_message_ends_with_the_turns_reply(client: httpx.Client) -> None:
+    # Slower still: the streamed send and the next one must both land while the first reply is written.
+    slowest = client.post("/api/agents", json={"name": f"slowest-{uuid.uuid4().hex[:8]}", "provider": "eliza",
+                                               "settings": {"chunk_delay_ms": 1000}}).json()["id"]
+    session_id, _ = _start_burst(client, "coalesce", slowest)
     streamed: list[SSE] = []
 
     def stream() -> None:
@@ -149,7 +152,8 @@ def test_sse_send_of_a_coalesced_message_ends_with_the_turns_reply(client: httpx
     # The reply stream ends with the turn's reply, which answers this message too (it waited for a state
     # update of its own before, which a coalesced message never gets, and ended in REPLY_TIMEOUT).
     assert [event.event for event in streamed if event.event != "chunk"] == ["user_message", "done"]
-    assert streamed[-1].payload["replyTo"] == last["id"]
+    done = streamed[-1].payload
+    assert done["replyTo"] == last["id"] and done["message"]["metadata"]["coalesced"] == [streamed[0].payload["id"]]
 
 
 def test_unknown_strategy_is_refused(client: httpx.Client) -> None:

@@ -7,12 +7,11 @@ by type. The SSE reply of a send speaks ElizaOS's vocabulary (`user_message`, `c
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from core.schemas import MessagePublic, SessionStatus
+from agent_sessions_client.schemas import MessagePublic, SessionStatus
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ class Event:
 class MessageCreated(Event):
     @property
     def message(self) -> MessagePublic:
-        return MessagePublic.model_validate(self.data["message"])
+        return MessagePublic.from_json(self.data["message"])
 
 
 class MessageChunk(Event):
@@ -53,7 +52,7 @@ class MessageChunk(Event):
 class MessageCompleted(Event):
     @property
     def message(self) -> MessagePublic:
-        return MessagePublic.model_validate(self.data["message"])
+        return MessagePublic.from_json(self.data["message"])
 
     @property
     def reply_to(self) -> str | None:
@@ -62,7 +61,7 @@ class MessageCompleted(Event):
     @property
     def session_status(self) -> SessionStatus | None:
         status = self.data.get("sessionStatus")
-        return SessionStatus.model_validate(status) if status else None
+        return SessionStatus.from_json(status) if status else None
 
 
 class MessageFailed(Event):
@@ -102,8 +101,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
 def parse_event(event_type: str, raw_data: str, event_id: str | None = None) -> Event:
     """One SSE event: its data is an envelope, or (for bare events) the payload itself."""
     try:
-        payload = orjson.loads(raw_data) if raw_data else {}
-    except orjson.JSONDecodeError:
+        payload = json.loads(raw_data) if raw_data else {}
+    except json.JSONDecodeError:
         payload = {"text": raw_data}
     is_envelope = isinstance(payload, dict) and "type" in payload and "data" in payload
     kind = event_type or (payload.get("type") if is_envelope else "") or "message"
@@ -118,7 +117,7 @@ def parse_event(event_type: str, raw_data: str, event_id: str | None = None) -> 
 
 def events_of_reply_event(event_type: str, raw_data: str, event_id: str | None = None) -> list[Event]:
     """The typed events one event of an SSE reply stands for."""
-    data = orjson.loads(raw_data) if raw_data else {}
+    data = json.loads(raw_data) if raw_data else {}
     if event_type == "user_message":
         return [MessageCreated(type="message.created", data={"message": data}, id=event_id)]
     if event_type == "chunk":
