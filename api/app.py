@@ -20,6 +20,7 @@ from api.routes.agents import AgentController
 from api.routes.auth import AuthController
 from api.routes.metrics import serve_metrics
 from api.routes.page import chat_page, static_files
+from api.routes.server import ServerController
 from api.routes.sessions import SessionController
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
@@ -38,7 +39,8 @@ def create_app(settings: Settings | None = None, realtime: Realtime | None = Non
     configure_logging(settings)
     metrics = ApiMetrics()
     app = Litestar(
-        route_handlers=[SessionController, AgentController, AuthController, serve_metrics, chat_page, static_files],
+        route_handlers=[SessionController, AgentController, ServerController, AuthController, serve_metrics, chat_page,
+                        static_files],
         lifespan=[lifespan(settings, metrics), *([realtime.lifespan] if realtime else [])],
         guards=[authorize],
         dependencies={"resources": Provide(provide_resources, sync_to_thread=False), "uow": Provide(provide_uow),

@@ -1,12 +1,12 @@
-"""Server-sent events framing: `event: <type>`, `id: <envelope id>` (durable events only), `data: <envelope>`.
+"""Server-sent events framing.
 
-Only durable events carry an SSE id, so the Last-Event-ID a client resumes from always names a stored
-event. Chunks and the `done`/`error` events that end an SSE reply carry none.
+`/events`: `event: <type>`, `id: <envelope id>` (durable events only), `data: <envelope>`. Only durable events
+carry an SSE id, so the Last-Event-ID a client resumes from always names a stored event.
+The SSE reply of `POST .../messages` speaks ElizaOS's vocabulary instead (see `api/sending.py`).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,10 +17,12 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
 
 from core.bus import parse_event_id
-from core.clock import isoformat, utcnow
 from core.services.events import SessionFeed
 from core.settings import Settings
 
+# Lines end with "\n" alone, as ElizaOS writes them: readers written for it split events on "\n\n"
+# (sse-starlette's default "\r\n" is valid SSE too, but those readers never see an event end).
+SEP = "\n"
 log = structlog.get_logger(__name__)
 
 
@@ -40,20 +42,27 @@ class EventStreamResponse(EventSourceResponse):
 
 
 def sse_response(events: AsyncIterator[ServerSentEvent], settings: Settings) -> EventSourceResponse:
-    return EventStreamResponse(events, ping=settings.sse_ping_seconds, send_timeout=settings.sse_send_timeout_seconds)
+    return EventStreamResponse(events, ping=settings.sse_ping_seconds, send_timeout=settings.sse_send_timeout_seconds,
+                               sep=SEP)
 
 
 def sse_event(envelope: dict[str, Any]) -> ServerSentEvent:
     event_id = envelope.get("id")
     durable = event_id is not None and parse_event_id(event_id)[1] == 0
     return ServerSentEvent(data=orjson.dumps(envelope).decode(), event=envelope["type"],
-                           id=event_id if durable else None)
+                           id=event_id if durable else None, sep=SEP)
 
 
-def terminal_event(kind: str, session_id: uuid.UUID, data: dict[str, Any]) -> ServerSentEvent:
-    """`done` or `error`: not session events, so no id (resuming /events skips nothing because of them)."""
-    return sse_event({"id": None, "type": kind, "sessionId": str(session_id), "data": data,
-                      "createdAt": isoformat(utcnow())})
+def reply_event(kind: str, data: dict[str, Any], event_id: str | None = None) -> ServerSentEvent:
+    """An event of an SSE reply, framed as ElizaOS frames it: the payload itself as data, no envelope.
+    `event_id` is the durable event it stands for (user_message, done, a failure's error), if any."""
+    return ServerSentEvent(data=orjson.dumps(data).decode(), event=kind, id=event_id, sep=SEP)
+
+
+def reply_error(code: str, message: str, message_id: str, event_id: str | None = None) -> ServerSentEvent:
+    """ElizaOS readers read `error`; ours read `code` and `message`."""
+    return reply_event("error", {"error": message, "code": code, "message": message, "messageId": message_id},
+                       event_id)
 
 
 async def event_stream(feed: SessionFeed) -> AsyncIterator[ServerSentEvent]:

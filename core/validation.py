@@ -47,15 +47,16 @@ def parse_uuid(value: str, field: str) -> uuid.UUID:
 
 
 def moment_from(value: str) -> datetime:
-    """An ISO 8601 timestamp (UTC when it has no offset) or epoch milliseconds; ValueError otherwise."""
+    """An ISO 8601 timestamp (UTC when it has no offset) or epoch milliseconds, in UTC; ValueError otherwise
+    (also for a moment UTC cannot hold, such as the first hour of year 1 east of Greenwich)."""
     value = value.strip()
     try:
         if value.lstrip("-").isdigit():
             return datetime.fromtimestamp(int(value) / 1000, UTC)
         moment = datetime.fromisoformat(value)
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     except (OverflowError, OSError) as error:
         raise ValueError(str(error)) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def request_fingerprint(payload: Any) -> str:

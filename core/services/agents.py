@@ -2,16 +2,17 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from core.agents.character import AgentPatch, Character, builtin_character, describe, load_character_dir, merge_patch
-from core.clock import utcnow
+from core.clock import epoch_millis, utcnow
 from core.errors import AgentInUse, AgentNameTaken, AgentNotFound, InvalidInput
 from core.models import DEFAULT_AGENT_ID, agents_table, sessions_table
-from core.schemas import AgentDeleted, AgentList, AgentPublic
+from core.schemas import AgentDeleted, AgentList, AgentPublic, AgentSummary, Deleted
 from core.sessions.uow import AsyncUnitOfWork
 
 A = agents_table.c
@@ -19,14 +20,21 @@ S = sessions_table.c
 LIVE_STATUSES = ("active", "paused")
 
 
+def agent_summary(row: Any) -> AgentSummary:
+    settings = row.settings
+    description = settings.get("description")
+    return AgentSummary(id=row.id, name=row.name, provider=row.provider,
+                        bio=settings.get("bio") or ([description] if description else []),
+                        created_at=epoch_millis(row.created_at), updated_at=epoch_millis(row.updated_at))
+
+
 def agent_public(row: Any) -> AgentPublic:
-    return AgentPublic(id=row.id, name=row.name, provider=row.provider, settings=row.settings,
-                       created_at=row.created_at)
+    return AgentPublic(**agent_summary(row).model_dump(), settings=row.settings)
 
 
 async def list_agents(uow: AsyncUnitOfWork) -> AgentList:
     rows = await uow.execute(select(agents_table).order_by(A.created_at, A.name))
-    return AgentList(agents=[agent_public(row) for row in rows])
+    return AgentList(agents=[agent_summary(row) for row in rows])
 
 
 async def get_agent_row(uow: AsyncUnitOfWork, agent_id: uuid.UUID, *, for_update: bool = False) -> Any:
@@ -49,10 +57,11 @@ async def _ensure_name_free(uow: AsyncUnitOfWork, name: str, agent_id: uuid.UUID
 
 async def create_agent(uow: AsyncUnitOfWork, character: Character) -> AgentPublic:
     await _ensure_name_free(uow, character.name)
+    now = utcnow()
     values = {"id": uuid.uuid4(), "name": character.name, "provider": character.provider,
-              "settings": character.stored_settings(), "created_at": utcnow()}
+              "settings": character.stored_settings(), "created_at": now, "updated_at": now}
     await uow.execute(insert(agents_table).values(values))
-    return AgentPublic(**values)
+    return agent_public(SimpleNamespace(**values))
 
 
 async def update_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, patch: AgentPatch) -> AgentPublic:
@@ -66,9 +75,10 @@ async def update_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, patch: AgentPa
     except ValidationError as error:
         raise InvalidInput(describe(error), agentId=str(agent_id)) from None
     await _ensure_name_free(uow, character.name, agent_id)
-    values = {"name": character.name, "provider": character.provider, "settings": character.stored_settings()}
+    values = {"name": character.name, "provider": character.provider, "settings": character.stored_settings(),
+              "updated_at": utcnow()}
     await uow.execute(update(agents_table).where(A.id == agent_id).values(values))
-    return AgentPublic(id=row.id, created_at=row.created_at, **values)
+    return agent_public(SimpleNamespace(id=row.id, created_at=row.created_at, **values))
 
 
 async def delete_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, force: bool) -> AgentDeleted:
@@ -85,7 +95,7 @@ async def delete_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, force: bool) -
     if total:
         await uow.execute(delete(sessions_table).where(S.agent_id == agent_id))
     await uow.execute(delete(agents_table).where(A.id == agent_id))
-    return AgentDeleted(agent_id=agent_id, deleted_sessions=total)
+    return AgentDeleted(agent_id=agent_id, deleted_sessions=total, data=Deleted())
 
 
 def ensure_default_agent(conn: Connection) -> None:
@@ -94,9 +104,10 @@ def ensure_default_agent(conn: Connection) -> None:
     character = builtin_character("eliza")
     taken = conn.scalar(select(A.id).where((A.id == DEFAULT_AGENT_ID) | (A.name == character.name)))
     if taken is None:
+        now = utcnow()
         conn.execute(insert(agents_table).values(id=DEFAULT_AGENT_ID, name=character.name,
                                                  provider=character.provider,
-                                                 settings=character.stored_settings(), created_at=utcnow()))
+                                                 settings=character.stored_settings(), created_at=now, updated_at=now))
 
 
 def sync_agent_files(conn: Connection, directory: Path) -> tuple[int, int]:
@@ -108,10 +119,15 @@ def sync_agent_files(conn: Connection, directory: Path) -> tuple[int, int]:
     created = updated = 0
     for character in load_character_dir(directory):
         values = {"provider": character.provider, "settings": character.stored_settings()}
-        if conn.execute(update(agents_table).where(A.name == character.name).values(values)).rowcount:
-            updated += 1
-        else:
-            conn.execute(insert(agents_table).values(id=uuid.uuid4(), name=character.name, created_at=utcnow(),
-                                                     **values))
+        stored = conn.execute(select(A.provider, A.settings).where(A.name == character.name)).first()
+        if stored is None:
+            now = utcnow()
+            conn.execute(insert(agents_table).values(id=uuid.uuid4(), name=character.name, created_at=now,
+                                                     updated_at=now, **values))
             created += 1
+        else:
+            if (stored.provider, stored.settings) != (values["provider"], values["settings"]):  # keep updatedAt
+                conn.execute(update(agents_table).where(A.name == character.name).values(**values,
+                                                                                          updated_at=utcnow()))
+            updated += 1
     return created, updated

@@ -12,6 +12,7 @@ import structlog
 
 from core import metrics
 from core.agents.base import AgentReply
+from core.clock import utcnow
 from core.services.messages import message_public
 from core.services.sessions import public_json, session_status
 from core.sessions import statements as sql
@@ -79,11 +80,14 @@ async def store_reply(uow: AsyncUnitOfWork, turn: Turn, reply: AgentReply, analy
         metadata["coalesced"] = coalesced
     values = {"id": turn.reply_id, "session_id": turn.session_id, "role": Role.AGENT.value,
               "author_id": str(turn.session.agent_id), "content": reply.text, "metadata": metadata,
-              "status": MessageStatus.COMPLETED.value, "reply_to": user.id, "created_at": now, "completed_at": now,
-              "attempts": 1}
+              "status": MessageStatus.COMPLETED.value, "reply_to": user.id, "attempts": 1}
 
     def announced(updated: Any) -> list[tuple[str, dict[str, Any]]]:
-        reply_public = public_json(message_public(SimpleNamespace(**values, seq=updated.next_seq, error=None)))
+        # Called once the session is locked and advanced: the reply takes its number, and its time under the
+        # lock, so a session's messages are in the same order by time as by seq.
+        stored_at = utcnow()
+        values.update(seq=updated.next_seq, created_at=stored_at, completed_at=stored_at)
+        reply_public = public_json(message_public(SimpleNamespace(**values, error=None)))
         status = public_json(session_status(updated, now, settings.timeout_minute))
         db_ms = round((time.perf_counter() - started) * 1000, 2)
         return [("message.completed", {"message": reply_public, "replyTo": str(user.id), "coalesced": coalesced,
@@ -92,9 +96,10 @@ async def store_reply(uow: AsyncUnitOfWork, turn: Turn, reply: AgentReply, analy
 
     session = await uow.advance_session(turn.session_id, {"state": state, "agent_state": reply.agent_state},
                                         announced, at=now, count=2, messages=1)
-    if (await uow.execute(sql.STORE_REPLY[uow.dialect], {**values, "seq": session.next_seq})).first() is None:
+    if (await uow.execute(sql.STORE_REPLY[uow.dialect], values)).first() is None:
         raise AlreadyAnswered(user.id)  # the edge rolls back: nothing of this turn is kept
-    settled = {"status": MessageStatus.COMPLETED.value, "completed_at": now, "lease_until": None, "error": None}
+    settled = {"status": MessageStatus.COMPLETED.value, "completed_at": values["created_at"], "lease_until": None,
+               "error": None}
     await uow.execute(sql.UPDATE_MESSAGE, {**settled, "message_id": user.id,
                                            "metadata": {**user.metadata, "analysis": analysis}})
     for earlier in turn.coalesced:  # answered by this turn's reply, which names them in `coalesced`

@@ -80,9 +80,9 @@ def test_sse_reply_ends_with_reply_timeout_at_the_limit_while_heartbeats_keep_co
             with client.stream("POST", f"{SESSIONS}/{session_id}/messages",
                                json={"content": "Is anyone there?", "transport": "sse"}) as response:
                 events = read_until(read_events(response), lambda event: event.event in ("done", "error"))
-            return [event.envelope["data"].get("code", event.event) for event in events]
+            return [event.payload.get("code", event.event) for event in events]
 
         kinds, heartbeats, still_going = _while_heartbeating(idle_stack.base_url, session_id, stream_reply)
 
-    assert kinds == ["message.created", "REPLY_TIMEOUT"]
+    assert kinds == ["user_message", "REPLY_TIMEOUT"]
     assert still_going, f"the stream ended only after the heartbeats stopped ({heartbeats} sent)"

@@ -18,15 +18,15 @@ def test_sse_reply_ends_with_reply_timeout_when_no_reply_comes(sqlite_url: str, 
         sid = await w.new_session()
         subscription = w.hub.listen(sid)
         uow = w.unit_of_work()
-        submission = await submit_message(uow, Settings(), sid, MessageCreate(content="Hello"), utcnow(), None, "",
+        submission = await submit_message(uow, Settings(), sid, MessageCreate(content="Hello"), None, "",
                                           owner=None, limiter=w.limiter)
         await uow.commit()
         feed = ExchangeFeed(w.log, subscription, submission.user_message.id, 1, catch_up=False)
 
         sent = [event async for event in reply_events(submission, feed, wait_seconds=0.2)]
 
-        assert [(event.event, event.id) for event in sent] == [("message.created", "1-0"), ("error", None)]
-        assert orjson.loads(sent[-1].data)["data"]["code"] == "REPLY_TIMEOUT"
+        assert [(event.event, event.id) for event in sent] == [("user_message", "1-0"), ("error", None)]
+        assert orjson.loads(sent[-1].data)["code"] == "REPLY_TIMEOUT"
         assert w.hub.listener_count == 0
 
     run(sqlite_url, redis_prefix, scenario)

@@ -43,7 +43,7 @@ def test_a_retry_of_an_unanswered_message_asks_the_workers_again(sqlite_url: str
                     timeout_minutes=30, auto_renew=True, max_duration_minutes=720, warning_threshold_minutes=5,
                     created_at=now, last_activity_at=now, expires_at=now + timedelta(minutes=30), state={},
                     agent_state={}, next_seq=0, event_seq=0, renewal_count=0, message_count=0))
-            submission = await submit_message(uow, settings, session_id, MessageCreate(content="hello"), utcnow(),
+            submission = await submit_message(uow, settings, session_id, MessageCreate(content="hello"),
                                               "key-1", "fingerprint", owner=None,
                                               limiter=RateLimiter(client, keys, Settings(rate_limit_enabled=False)))
             await uow.commit()
