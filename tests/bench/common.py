@@ -44,9 +44,9 @@ def scratch_postgres(source_tree: Path | None = None) -> Iterator[str]:
     url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     try:
         if source_tree is not None:
-            migrated = subprocess.run([sys.executable, "-m", "core.cli", "migrate"], cwd=source_tree, text=True,
-                                      env={**os.environ, **tree_env(source_tree), "DATABASE_URL": url},
-                                      capture_output=True)
+            command = [sys.executable, "-m", cli_module_of(source_tree), "migrate"]
+            migrated = subprocess.run(command, cwd=source_tree, capture_output=True, text=True,
+                                      env={**os.environ, **tree_env(source_tree), "DATABASE_URL": url})
             if migrated.returncode != 0:
                 raise RuntimeError(f"migrating with the code of {source_tree} failed:\n{migrated.stderr[-2000:]}")
         else:
@@ -78,6 +78,13 @@ def tree_env(source_tree: Path) -> dict[str, str]:
     return {"PYTHONPATH": str(source_tree)}  # ahead of this checkout's editable install
 
 
+def cli_module_of(source_tree: Path | None) -> str:
+    """The command line's module in that tree: agent_sessions.cli, or core.cli before it moved there."""
+    if source_tree is not None and not (source_tree / "agent_sessions" / "cli.py").exists():
+        return "core.cli"
+    return "agent_sessions.cli"
+
+
 @contextlib.contextmanager
 def stack(database_url: str, name: str, workers: int = 1, pool: str = "threads", concurrency: int = 4,
           redis_url: str = REDIS_URL, worker_args: list[str] | None = None, source_tree: Path | None = None,
@@ -91,7 +98,8 @@ def stack(database_url: str, name: str, workers: int = 1, pool: str = "threads",
                            "CELERY_QUEUE": f"bench-{name}", "ENVIRONMENT": "bench",
                            "RATE_LIMIT_ENABLED": "false",  # the load is ours: measure, do not throttle
                            **(tree_env(source_tree) if source_tree else {}), **env},
-                      log_dir=Path(tempfile.mkdtemp(prefix=f"bench-{name}-")), cwd=source_tree)
+                      log_dir=Path(tempfile.mkdtemp(prefix=f"bench-{name}-")), cwd=source_tree,
+                      cli_module=cli_module_of(source_tree))
     try:
         if env.get("PROCESSING") != "inline":
             for _ in range(workers):

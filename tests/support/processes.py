@@ -85,6 +85,7 @@ class Stack:
     port: int = field(default_factory=free_port)
     services: list[Service] = field(default_factory=list)
     cwd: Path | None = None  # where the processes run; a tree of another commit runs its own code from there
+    cli_module: str = "agent_sessions.cli"  # the command line's module (core.cli before it moved out of core/)
 
     @property
     def base_url(self) -> str:
@@ -96,7 +97,7 @@ class Stack:
         if metrics_port:
             env["WORKER_METRICS_PORT"] = str(metrics_port)
         with log_path.open("wb") as log:
-            process = subprocess.Popen([sys.executable, "-m", "core.cli", *args], env=env, cwd=self.cwd,
+            process = subprocess.Popen([sys.executable, "-m", self.cli_module, *args], env=env, cwd=self.cwd,
                                        stdout=log, stderr=subprocess.STDOUT)
         service = Service(name, process, log_path, port, metrics_port)
         self.services.append(service)
