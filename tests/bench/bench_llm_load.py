@@ -101,7 +101,7 @@ class Cell:
     def ideal_over_actual(self) -> float:
         """One reply's own time over the wall time of all N; when some were not answered by the deadline, the
         deadline stands in for the wall time, so the figure is an upper bound (printed with "<")."""
-        if not self.run or not self.answered:
+        if not self.run:
             return float("nan")
         return self.load.timing.seconds / self.run.wall_s
 
@@ -442,7 +442,7 @@ HEADER = ["system", "mode", "N", "answered", "wall s", "ideal/actual", "vs floor
 def report_cell(cell: Cell) -> Cell:
     """Print a finished row at once (a long run shows progress; the tables come at the end)."""
     print(f"  {cell.system:9} {cell.mode:8} N={cell.load.label:9} answered {cell.answered}/{cell.load.n} "
-          f"ideal/actual {fmt(cell.ideal_over_actual)} model calls {cell.model_stats.get('calls', 0)} "
+          f"ideal/actual {bound(cell, cell.ideal_over_actual)} model calls {cell.model_stats.get('calls', 0)} "
           f"peak {cell.model_stats.get('peakInFlight', 0)} {cell.note}", flush=True)
     return cell
 
@@ -540,7 +540,7 @@ def main() -> None:
     parser.add_argument("--gap-ms", type=float, default=25)
     parser.add_argument("--slow-gap-ms", type=float, default=250)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each cell")
-    parser.add_argument("--deadline", type=float, default=20,
+    parser.add_argument("--deadline", type=float, default=30,
                         help="seconds a run may take (at least 3 replies' time); unanswered sends then count as such")
     parser.add_argument("--worker-args", default=DEFAULT_WORKER_ARGS,
                         help="our worker's command line after `agent-sessions worker` (default: CLI defaults)")
