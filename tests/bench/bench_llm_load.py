@@ -16,7 +16,8 @@ Systems, all in the same run, against the same model server:
 Modes: blocking (our transport "http"; the peers' non-streaming runs) and sse (our transport "sse"; Agno's
 stream=true; LangGraph's runs/stream with stream_mode custom).
 
-Each row is one run of N sends on fresh processes. See docs/benchmarks-llm-load.md for what each column means.
+Each row is one run of N sends on fresh processes. docs/benchmarks.md ("Model-backed load") says what each
+column means.
 The load client is a process of its own whose CPU is reported; the model server's CPU is not counted anywhere.
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import shlex
 import signal
@@ -34,7 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +113,8 @@ class Cell:
     def first_token_ms(self) -> list[float]:
         if not self.run or self.mode != "sse":
             return []
-        return [o.first_token_delay_ms for o in self.run.outcomes if o.answered and o.first_token_delay_ms == o.first_token_delay_ms]
+        return [o.first_token_delay_ms for o in self.run.outcomes
+                if o.answered and not math.isnan(o.first_token_delay_ms)]
 
     @property
     def tokens(self) -> int:
@@ -435,7 +438,8 @@ def row(cell: Cell, floors: dict[Load, list[Cell]]) -> list[object]:
 
 
 HEADER = ["system", "mode", "N", "answered", "wall s", "ideal/actual", "vs floor", "p50 ms", "p99 ms",
-          "1st token→client p50 / p99 ms", "model calls per send", "peak calls", "CPU µs per token: API / worker / Redis / Postgres (peers: server)",
+          "1st token→client p50 / p99 ms", "model calls per send", "peak calls",
+          "CPU µs per token: API / worker / Redis / Postgres (peers: server)",
           "CPU µs per token, total", "KB per generation", "client CPU s"]
 
 

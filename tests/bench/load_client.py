@@ -5,8 +5,8 @@ known).
 Each request gets its own connection, opened before the start so that connecting is not part of the measurement;
 then every request is written in one go. A response is read as raw bytes (content-length, chunked or until close)
 and two things are noted as they arrive: the first time the load model's first-token stamp (`@<unix time>@`) is
-seen, and the end of the body. No HTTP library: httpx costs several times more CPU per streamed chunk (see
-docs/benchmarks-llm-load.md), which at N = 1,000 is most of a core.
+seen, and the end of the body. No HTTP library: at N = 1,000 streams httpx took 22-28 s of CPU and aiohttp
+about twice this client's (docs/benchmarks.md, "Model-backed load").
 """
 
 from __future__ import annotations

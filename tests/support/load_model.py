@@ -71,12 +71,13 @@ def timing_for(body: dict[str, Any], default: Timing) -> Timing:
     """The request's timing: its own fields, else what its model name says, else the server's defaults."""
     model = str(body.get("model") or "")
     named = dict(NAME_SETTING.findall(model))
-    timing = Timing(ttft_ms=float(named.get("ttft", default.ttft_ms)), tokens=int(float(named.get("n", default.tokens))),
-                    gap_ms=float(named.get("gap", default.gap_ms)),
+    timing = Timing(ttft_ms=float(named.get("ttft", default.ttft_ms)),
+                    tokens=int(float(named.get("n", default.tokens))), gap_ms=float(named.get("gap", default.gap_ms)),
                     stamp=default.stamp or model.endswith("-stamp") or "-stamp-" in model)
     try:
-        timing = Timing(ttft_ms=float(body.get("ttft_ms", timing.ttft_ms)), tokens=int(body.get("tokens", timing.tokens)),
-                        gap_ms=float(body.get("gap_ms", timing.gap_ms)), stamp=bool(body.get("stamp", timing.stamp)))
+        timing = Timing(ttft_ms=float(body.get("ttft_ms", timing.ttft_ms)),
+                        tokens=int(body.get("tokens", timing.tokens)), gap_ms=float(body.get("gap_ms", timing.gap_ms)),
+                        stamp=bool(body.get("stamp", timing.stamp)))
     except (TypeError, ValueError) as error:
         raise BadRequest(f"ttft_ms, tokens and gap_ms must be numbers: {error}") from None
     if timing.ttft_ms < 0 or timing.gap_ms < 0 or timing.tokens < 1:
@@ -154,10 +155,12 @@ class ChunkBytes:
                              b'"choices":[],"usage":' % (CREATED, json.dumps(model).encode()))
 
     def delta(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        return self.prefix + json.dumps(delta).encode() + b',"finish_reason":%s}]}\n\n' % json.dumps(finish_reason).encode()
+        ending = b',"finish_reason":%s}]}\n\n' % json.dumps(finish_reason).encode()
+        return self.prefix + json.dumps(delta).encode() + ending
 
     def usage(self, tokens: int) -> bytes:
-        return self.usage_prefix + b'{"prompt_tokens":1,"completion_tokens":%d,"total_tokens":%d}}\n\n' % (tokens, tokens + 1)
+        usage = b'{"prompt_tokens":1,"completion_tokens":%d,"total_tokens":%d}}\n\n' % (tokens, tokens + 1)
+        return self.usage_prefix + usage
 
 
 def _http_chunk(data: bytes) -> bytes:
@@ -226,7 +229,8 @@ class Connection(asyncio.Protocol):
                 method, target, version = lines[0].split(" ", 2)
             except ValueError:
                 return self.respond_json(400, error("malformed request line"), close=True)
-            headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
+            headers = {name.strip().lower(): value.strip()
+                       for name, _, value in (line.partition(":") for line in lines[1:])}
             declared = headers.get("content-length", "0")
             length = int(declared) if declared.isdigit() else -1
             if length < 0 or "chunked" in headers.get("transfer-encoding", ""):
@@ -380,7 +384,8 @@ class WholeCall(Call):
             "id": "chatcmpl-load", "object": "chat.completion", "created": CREATED, "model": self.model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                          "finish_reason": self.finish_reason}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": self.timing.tokens, "total_tokens": self.timing.tokens + 1},
+            "usage": {"prompt_tokens": 1, "completion_tokens": self.timing.tokens,
+                      "total_tokens": self.timing.tokens + 1},
         })
         self.connection.stats.wrote(self.timing.tokens, max(0.0, self.loop.time() - self.due(self.timing.tokens - 1)))
         self.finish()
