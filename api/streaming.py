@@ -11,19 +11,36 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+import structlog
+from litestar.types import Receive, Scope, Send
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import SendTimeoutError
 
 from core.bus import parse_event_id
 from core.clock import isoformat, utcnow
 from core.services.events import SessionFeed
 from core.settings import Settings
 
-# A client that takes no data for this long is dropped: its events would otherwise pile up in memory.
-SEND_TIMEOUT_SECONDS = 30.0
+log = structlog.get_logger(__name__)
+
+
+class EventStreamResponse(EventSourceResponse):
+    """sse-starlette's response; a client dropped for taking no data (SSE_SEND_TIMEOUT_SECONDS) is one log line.
+
+    sse-starlette raises SendTimeoutError out of the response, which the ASGI server would log as an
+    application error with a traceback: dropping a slow reader is the intended behaviour, not a fault.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            log.warning("dropped an event-stream client that took no data", path=scope.get("path"),
+                        send_timeout_seconds=self.send_timeout)
 
 
 def sse_response(events: AsyncIterator[ServerSentEvent], settings: Settings) -> EventSourceResponse:
-    return EventSourceResponse(events, ping=settings.sse_ping_seconds, send_timeout=SEND_TIMEOUT_SECONDS)
+    return EventStreamResponse(events, ping=settings.sse_ping_seconds, send_timeout=settings.sse_send_timeout_seconds)
 
 
 def sse_event(envelope: dict[str, Any]) -> ServerSentEvent:

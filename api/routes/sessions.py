@@ -3,7 +3,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody, PathParameter, QueryParameter
 from litestar.types import ASGIApp
@@ -30,7 +30,7 @@ from core.schemas import (
 )
 from core.services import conversation, messages, sessions
 from core.services.events import follow_session
-from core.services.health import check_health
+from core.services.health import check_health, is_ready
 from core.validation import check_idempotency_key, parse_uuid, request_fingerprint
 
 SessionId = Annotated[str, PathParameter(description="The session's id (a UUID)", schema_extra={"format": "uuid"})]
@@ -75,6 +75,17 @@ class SessionController(Controller):
     async def health(self, uow: UnitOfWorkDep, resources: ResourcesDep) -> Health:
         return await check_health(uow, resources.redis, resources.settings, utcnow(),
                                   time.monotonic() - resources.started_at, resources.hub.connected)
+
+    @get("/health/ready", summary="Readiness: 200 when the database, Redis and the event bus are up, else 503",
+         description="For load balancers and orchestrators: the same body as /health, with 503 whenever the "
+                     "process cannot serve a message (any component down).",
+         opt={"access": "health"}, security=[{}],
+         responses={**errors(401), 503: ResponseSpec(Health, description="Not ready: a component is down",
+                                                     generate_examples=False)})
+    async def ready(self, uow: UnitOfWorkDep, resources: ResourcesDep) -> Response[Health]:
+        health = await check_health(uow, resources.redis, resources.settings, utcnow(),
+                                    time.monotonic() - resources.started_at, resources.hub.connected)
+        return Response(health, status_code=200 if is_ready(health) else 503)
 
     @get("/stats", summary="Conversation state aggregates for dashboards (a user token: its own sessions)",
          description="Sessions counted by current stage, sentiment and engagement, with average agent confidence "

@@ -53,6 +53,11 @@ async def check_health(uow: AsyncUnitOfWork, client: aredis.Redis, settings: Set
                   version=_version(), components=components)
 
 
+def is_ready(health: Health) -> bool:
+    """Whether this process can take a message now: every component up (a degraded process cannot)."""
+    return health.status == "healthy"
+
+
 async def count_open_sessions(uow: AsyncUnitOfWork) -> dict[str, int]:
     """Sessions by status among those that can still take messages (served by the status index)."""
     rows = await uow.execute(select(S.status, func.count()).where(S.status.in_(("active", "paused")))
