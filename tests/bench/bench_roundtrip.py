@@ -39,7 +39,7 @@ def main() -> None:
     with scratch_postgres() as database_url:
         with stack(database_url, "inline", PROCESSING="inline") as inline:
             results["inline (no queue)"] = summary(measure(inline.base_url, args.messages, args.warmup))
-        with stack(database_url, "queue", pool="solo", concurrency=1) as queued:
+        with stack(database_url, "queue") as queued:
             results["queue (Celery, solo worker)"] = summary(measure(queued.base_url, args.messages, args.warmup))
     base = results["inline (no queue)"]
     print_table("Blocking round trip, echo agent, sequential client (ms)", ["path", "p50", "p99", "p50 / inline"],
