@@ -50,10 +50,13 @@ def api(host: str = typer.Option(None, help="Defaults to HOST"), port: int = typ
     """Serve the HTTP API."""
     import uvicorn
 
+    from api.server import server_options
+
     settings = get_settings()
     # log_config=None: uvicorn's loggers go through ours (configured by create_app), not its own formatters.
     uvicorn.run("api.app:create_server", factory=True, host=host or settings.host, port=port or settings.port,
-                workers=workers, log_level="warning", log_config=None, access_log=False, lifespan="on")
+                workers=workers, log_level="warning", log_config=None, access_log=False, lifespan="on",
+                **server_options(settings))  # bounded request heads, small websocket messages
 
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
