@@ -124,3 +124,9 @@ class TokenMintingUnavailable(DomainError):
     """`POST /api/auth/token` needs a signing key (JWT_SECRET, or JWT_PRIVATE_KEY for RS256/ES256)."""
 
     code = "TOKEN_MINTING_UNAVAILABLE"
+
+
+class ModelAccessDenied(InvalidInput):
+    """An agent's model settings name a key variable or a host the operator did not allow."""
+
+    code = "MODEL_ACCESS_DENIED"

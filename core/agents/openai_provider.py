@@ -30,9 +30,9 @@ from pydantic import ValidationError
 
 from core.agents.base import AgentContext, AgentFailure, AgentOutput, AgentReply
 from core.agents.character import AgentSettings, ModelSettings, describe, parse_settings
+from core.agents.model_access import model_key
 from core.agents.prompt import build_prompt
 
-NO_KEY = "no-key"  # the SDK insists on a key; servers that need none (Ollama, vLLM) ignore it
 CONFIDENCE_BY_FINISH = {"stop": 0.7, "length": 0.4}
 DEFAULT_CONFIDENCE = 0.5
 MAX_REASON_CHARS = 300
@@ -57,13 +57,8 @@ def client_for(base_url: str | None, api_key: str) -> openai.OpenAI:
 
 
 def api_key_for(model: ModelSettings) -> str:
-    if model.api_key_env is None:
-        return NO_KEY
-    key = os.environ.get(model.api_key_env, "")
-    if not key:
-        raise AgentFailure(f"the environment variable {model.api_key_env} (the agent's apiKeyEnv) is not set "
-                           "in the worker", code="AGENT_MISCONFIGURED")
-    return key
+    # Only a variable the operator designated, and only for an allowed host (core/agents/model_access.py).
+    return model_key(model)
 
 
 def _provider_message(error: openai.APIStatusError) -> str:

@@ -8,25 +8,31 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from core.agents.character import AgentPatch, Character, builtin_character, describe, load_character_dir, merge_patch
+from core.agents.model_access import check_model
 from core.clock import utcnow
 from core.errors import AgentInUse, AgentNameTaken, AgentNotFound, InvalidInput
 from core.models import DEFAULT_AGENT_ID, agents_table, sessions_table
 from core.schemas import AgentDeleted, AgentList, AgentPublic
+from core.settings import Settings
 from core.uow import AsyncUnitOfWork
 
 A = agents_table.c
 S = sessions_table.c
 LIVE_STATUSES = ("active", "paused")
+# What a user token sees of an agent's settings: its prompt, model server and key variable are the operator's.
+PUBLIC_SETTINGS = ("description",)
 
 
-def agent_public(row: Any) -> AgentPublic:
-    return AgentPublic(id=row.id, name=row.name, provider=row.provider, settings=row.settings,
+def agent_public(row: Any, *, full: bool = True) -> AgentPublic:
+    """An agent; without `full` (a user token), only the settings meant for listings."""
+    settings = row.settings if full else {key: row.settings[key] for key in PUBLIC_SETTINGS if key in row.settings}
+    return AgentPublic(id=row.id, name=row.name, provider=row.provider, settings=settings,
                        created_at=row.created_at)
 
 
-async def list_agents(uow: AsyncUnitOfWork) -> AgentList:
+async def list_agents(uow: AsyncUnitOfWork, *, full: bool) -> AgentList:
     rows = await uow.execute(select(agents_table).order_by(A.created_at, A.name))
-    return AgentList(agents=[agent_public(row) for row in rows])
+    return AgentList(agents=[agent_public(row, full=full) for row in rows])
 
 
 async def get_agent_row(uow: AsyncUnitOfWork, agent_id: uuid.UUID, *, for_update: bool = False) -> Any:
@@ -37,8 +43,8 @@ async def get_agent_row(uow: AsyncUnitOfWork, agent_id: uuid.UUID, *, for_update
     return row
 
 
-async def get_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID) -> AgentPublic:
-    return agent_public(await get_agent_row(uow, agent_id))
+async def get_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, *, full: bool) -> AgentPublic:
+    return agent_public(await get_agent_row(uow, agent_id), full=full)
 
 
 async def _ensure_name_free(uow: AsyncUnitOfWork, name: str, agent_id: uuid.UUID | None = None) -> None:
@@ -47,7 +53,8 @@ async def _ensure_name_free(uow: AsyncUnitOfWork, name: str, agent_id: uuid.UUID
         raise AgentNameTaken(f"an agent named {name!r} already exists", agentId=str(taken))
 
 
-async def create_agent(uow: AsyncUnitOfWork, character: Character) -> AgentPublic:
+async def create_agent(uow: AsyncUnitOfWork, character: Character, settings: Settings) -> AgentPublic:
+    check_model(character.settings.model, settings)
     await _ensure_name_free(uow, character.name)
     values = {"id": uuid.uuid4(), "name": character.name, "provider": character.provider,
               "settings": character.stored_settings(), "created_at": utcnow()}
@@ -55,7 +62,7 @@ async def create_agent(uow: AsyncUnitOfWork, character: Character) -> AgentPubli
     return AgentPublic(**values)
 
 
-async def update_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, patch: AgentPatch) -> AgentPublic:
+async def update_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, patch: AgentPatch, settings: Settings) -> AgentPublic:
     """Apply the patch over the stored character, then validate the result as a whole."""
     row = await get_agent_row(uow, agent_id, for_update=True)
     document = {"name": patch.name if patch.name is not None else row.name,
@@ -65,6 +72,7 @@ async def update_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, patch: AgentPa
         character = Character.model_validate(document)
     except ValidationError as error:
         raise InvalidInput(describe(error), agentId=str(agent_id)) from None
+    check_model(character.settings.model, settings)
     await _ensure_name_free(uow, character.name, agent_id)
     values = {"name": character.name, "provider": character.provider, "settings": character.stored_settings()}
     await uow.execute(update(agents_table).where(A.id == agent_id).values(values))

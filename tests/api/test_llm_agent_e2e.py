@@ -24,7 +24,7 @@ SYSTEM = "You are the support assistant of Acme Bank. Be brief."
 def create_llm_agent(client: httpx.Client, fake: FakeOpenAI, model: str, **model_settings: Any) -> dict[str, Any]:
     document = {"name": f"llm-{uuid.uuid4().hex[:8]}", "provider": "openai", "settings": {
         "system": SYSTEM,
-        "model": {"name": model, "baseUrl": fake.base_url, "apiKeyEnv": "TEST_LLM_KEY", "requestTimeoutSeconds": 5,
+        "model": {"name": model, "baseUrl": fake.base_url, "apiKeyEnv": "MODEL_KEY_TEST_LLM", "requestTimeoutSeconds": 5,
                   **model_settings}}}
     response = client.post("/api/agents", json=document)
     assert response.status_code == 201, response.text
@@ -120,7 +120,7 @@ def test_transient_errors_are_retried_then_the_reply_is_stored(
 
 
 @pytest.mark.parametrize("settings, steps, reason", [
-    ({"apiKeyEnv": "TEST_LLM_WRONG_KEY"}, (),
+    ({"apiKeyEnv": "MODEL_KEY_TEST_LLM_WRONG"}, (),
      "the model provider answered 401 (the API key was refused): Incorrect API key provided."),
     ({}, (Fail(400, "This model's maximum context length is 8192 tokens.", "context_length_exceeded"),),
      "the model provider answered 400 (bad request (for example a context too long for the model)): "

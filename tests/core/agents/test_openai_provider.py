@@ -15,12 +15,12 @@ from tests.support.openai_server import GOOD_KEY, Delay, Drop, Fail, FakeOpenAI,
 
 @pytest.fixture(autouse=True)
 def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TEST_LLM_KEY", GOOD_KEY)
-    monkeypatch.setenv("TEST_LLM_WRONG_KEY", "sk-wrong")
+    monkeypatch.setenv("MODEL_KEY_TEST_LLM", GOOD_KEY)
+    monkeypatch.setenv("MODEL_KEY_TEST_LLM_WRONG", "sk-wrong")
 
 
 def settings_for(fake: FakeOpenAI, model: str, **model_settings: Any) -> dict[str, Any]:
-    return {"system": "You are terse.", "model": {"name": model, "baseUrl": fake.base_url, "apiKeyEnv": "TEST_LLM_KEY",
+    return {"system": "You are terse.", "model": {"name": model, "baseUrl": fake.base_url, "apiKeyEnv": "MODEL_KEY_TEST_LLM",
                                                   "requestTimeoutSeconds": 2, **model_settings}}
 
 
@@ -102,7 +102,7 @@ def test_transient_failures_are_marked_for_retry(fake_openai: FakeOpenAI, step: 
 
 
 def test_bad_key_fails_for_good_with_the_providers_reason(fake_openai: FakeOpenAI) -> None:
-    settings = settings_for(fake_openai, new_model(fake_openai), apiKeyEnv="TEST_LLM_WRONG_KEY")
+    settings = settings_for(fake_openai, new_model(fake_openai), apiKeyEnv="MODEL_KEY_TEST_LLM_WRONG")
 
     failure = failure_of(settings)
 
@@ -131,9 +131,9 @@ def test_unknown_model_is_not_retried(fake_openai: FakeOpenAI) -> None:
 def test_missing_key_variable_fails_before_any_request(fake_openai: FakeOpenAI) -> None:
     model = new_model(fake_openai)
 
-    failure = failure_of(settings_for(fake_openai, model, apiKeyEnv="TEST_LLM_KEY_NOT_SET"))
+    failure = failure_of(settings_for(fake_openai, model, apiKeyEnv="MODEL_KEY_TEST_LLM_NOT_SET"))
 
-    assert failure.code == "AGENT_MISCONFIGURED" and "TEST_LLM_KEY_NOT_SET" in failure.reason
+    assert failure.code == "AGENT_MISCONFIGURED" and "MODEL_KEY_TEST_LLM_NOT_SET" in failure.reason
     assert fake_openai.requests_for(model) == []
 
 
