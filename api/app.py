@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 import socketio
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
@@ -21,9 +23,11 @@ from api.routes.auth import AuthController
 from api.routes.metrics import serve_metrics
 from api.routes.page import chat_page, static_files
 from api.routes.sessions import SessionController
+from core.auth import InsecureSettings, check_serving_security
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
 
+log = logging.getLogger(__name__)
 DOCS_PATH = "/schema"
 SECURITY_SCHEMES = {
     "serverKey": SecurityScheme(type="apiKey", name="X-API-KEY", security_scheme_in="header",
@@ -36,6 +40,9 @@ SECURITY_SCHEMES = {
 def create_app(settings: Settings | None = None, realtime: Realtime | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings)
+    running_open = check_serving_security(settings)  # raises InsecureSettings: no open or guessable production API
+    if running_open:
+        log.log(logging.CRITICAL if settings.allow_unauthenticated else logging.WARNING, running_open)
     metrics = ApiMetrics()
     app = Litestar(
         route_handlers=[SessionController, AgentController, AuthController, serve_metrics, chat_page, static_files],
@@ -65,4 +72,9 @@ def create_server(settings: Settings | None = None) -> socketio.ASGIApp:
     """What the server runs: the HTTP API with socket.io (`/socket.io/`) on the same port."""
     settings = settings or get_settings()
     realtime = Realtime(settings)
-    return socketio.ASGIApp(realtime.sio, other_asgi_app=create_app(settings, realtime))
+    try:
+        app = create_app(settings, realtime)
+    except InsecureSettings as refusal:
+        log.critical("refusing to start: %s", refusal)
+        raise SystemExit(2) from None  # what the operator must fix is the line above, not a traceback
+    return socketio.ASGIApp(realtime.sio, other_asgi_app=app)

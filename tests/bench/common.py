@@ -57,7 +57,7 @@ def stack(database_url: str, name: str, workers: int = 1, pool: str = "threads",
     """An API process (+ `workers` worker processes unless PROCESSING=inline) in its own Redis namespace."""
     prefix = f"as-bench-{uuid.uuid4().hex[:8]}-{name}:"
     processes = Stack(env={"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "REDIS_PREFIX": prefix,
-                           "CELERY_QUEUE": f"bench-{name}", "ENVIRONMENT": "bench",
+                           "CELERY_QUEUE": f"bench-{name}", "ENVIRONMENT": "bench", "ALLOW_UNAUTHENTICATED": "true",
                            "RATE_LIMIT_ENABLED": "false", **env},  # the load is ours: measure, do not throttle
                       log_dir=Path(tempfile.mkdtemp(prefix=f"bench-{name}-")))
     try:
