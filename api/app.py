@@ -9,10 +9,11 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.pydantic import PydanticPlugin
+from litestar.types import ASGIApp
 
 from api.auth import authorize, provide_principal
 from api.errors import EXCEPTION_HANDLERS
-from api.headers import security_headers
+from api.headers import outside_litestar, security_headers
 from api.metrics import ApiMetrics
 from api.observability import RequestContextMiddleware
 from api.openapi import complete_strict_schemas
@@ -68,7 +69,7 @@ def create_app(settings: Settings | None = None, realtime: Realtime | None = Non
     return app
 
 
-def create_server(settings: Settings | None = None) -> socketio.ASGIApp:
+def create_server(settings: Settings | None = None) -> ASGIApp:
     """What the server runs: the HTTP API with socket.io (`/socket.io/`) on the same port."""
     settings = settings or get_settings()
     realtime = Realtime(settings)
@@ -77,4 +78,4 @@ def create_server(settings: Settings | None = None) -> socketio.ASGIApp:
     except InsecureSettings as refusal:
         log.critical("refusing to start: %s", refusal)
         raise SystemExit(2) from None  # what the operator must fix is the line above, not a traceback
-    return socketio.ASGIApp(realtime.sio, other_asgi_app=app)
+    return outside_litestar(socketio.ASGIApp(realtime.sio, other_asgi_app=app), DOCS_PATH)

@@ -22,6 +22,7 @@ STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.Unauthorized: 401,
     errors.Forbidden: 403,
     errors.RateLimited: 429,
+    errors.TooManyStreams: 429,
     errors.TokenMintingUnavailable: 501,
     errors.SessionNotFound: 404,
     errors.AgentNotFound: 404,

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import jwt
 
 from core.clock import utcnow
-from core.errors import Forbidden, InsufficientScope, InvalidInput, TokenExpired, TokenMintingUnavailable, Unauthorized
+from core.errors import CredentialsMissing, Forbidden, InsufficientScope, InvalidInput, TokenExpired, TokenMintingUnavailable, Unauthorized
 from core.schemas import USER_ID_PATTERN
 from core.settings import Settings
 
@@ -99,7 +99,7 @@ def authenticate(credentials: Mapping[str, Any], settings: Settings) -> Principa
             raise Unauthorized("the Authorization header must be 'Bearer <token>'")
         token = value.strip()
     if token is None:
-        raise Unauthorized("authentication required: send X-API-KEY or Authorization: Bearer <token>")
+        raise CredentialsMissing("authentication required: send X-API-KEY or Authorization: Bearer <token>")
     return _user_from_token(token, settings)
 
 

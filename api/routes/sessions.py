@@ -12,7 +12,7 @@ from sse_starlette import EventSourceResponse
 from api.resources import Resources
 from api.responses import GUARDED, WITH_BODY, errors
 from api.sending import send
-from api.streaming import event_stream, sse_response
+from api.streaming import open_event_stream
 from core.auth import Principal
 from core.clock import utcnow
 from core.schemas import (
@@ -30,7 +30,6 @@ from core.schemas import (
     TimeoutConfigUpdate,
 )
 from core.services import conversation, messages, sessions
-from core.services.events import follow_session
 from core.services.health import check_health
 from core.uow import AsyncUnitOfWork
 from core.validation import check_idempotency_key, parse_uuid, request_fingerprint
@@ -133,9 +132,7 @@ class SessionController(Controller):
         sid = parse_uuid(session_id, "sessionId")
         await sessions.load_session(uow, sid, owner=principal.owner)  # another user's session: 404, as everywhere
         await uow.commit()  # a read: give the connection (and SQLite's read lock) back before the endless stream
-        feed = await follow_session(resources.events, resources.hub, sid,
-                                    request.headers.get("last-event-id") or last_event_id)
-        return sse_response(event_stream(feed), resources.settings)
+        return await open_event_stream(resources, principal, sid, request.headers.get("last-event-id") or last_event_id)
 
     @get("/{session_id:str}/messages", summary="Message history, newest first", responses=errors(*GUARDED, 404))
     async def history(self, session_id: SessionId, uow: AsyncUnitOfWork, resources: Resources, principal: Principal,
