@@ -18,6 +18,7 @@ from api.metrics import ApiMetrics
 from api.observability import RequestContextMiddleware
 from api.openapi import complete_strict_schemas
 from api.realtime import Realtime
+from api.requests import ApiRequest
 from api.resources import lifespan, provide_resources, provide_uow
 from api.routes.agents import AgentController
 from api.routes.auth import AuthController
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, realtime: Realtime | None = Non
             security=[{"serverKey": []}, {"userToken": []}]),
         cors_config=CORSConfig(allow_origins=settings.cors_origins, expose_headers=["Retry-After"]),
         request_max_body_size=settings.request_body_max_bytes,
+        request_class=ApiRequest,  # JSON bodies of bounded depth
     )
     complete_strict_schemas(app)
     return app

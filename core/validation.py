@@ -53,9 +53,11 @@ def moment_from(value: str) -> datetime:
         if value.lstrip("-").isdigit():
             return datetime.fromtimestamp(int(value) / 1000, UTC)
         moment = datetime.fromisoformat(value)
+        # In UTC, as the databases compare it: 0001-01-01T00:00+14:00 or 9999-12-31T23:59-14:00 leave the
+        # range of dates and must be refused here, not by the database driver (a 500).
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except (OverflowError, OSError) as error:
         raise ValueError(str(error)) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def request_fingerprint(payload: Any) -> str:

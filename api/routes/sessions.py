@@ -16,6 +16,7 @@ from api.streaming import open_event_stream
 from core.auth import Principal
 from core.clock import utcnow
 from core.schemas import (
+    USER_ID_PATTERN,
     AcceptedPublic,
     ConversationStats,
     Health,
@@ -61,7 +62,7 @@ class SessionController(Controller):
     @get("/", summary="List sessions (a user token sees only its own)", responses=errors(*GUARDED))
     async def list_sessions(
         self, uow: AsyncUnitOfWork, resources: Resources, principal: Principal,
-        user_id: Annotated[str | None, Parameter(query="userId", max_length=128)] = None,
+        user_id: Annotated[str | None, Parameter(query="userId", pattern=USER_ID_PATTERN)] = None,
         agent_id: Annotated[str | None, Parameter(query="agentId")] = None,
         status: StatusFilter = None,
         cursor: Annotated[str | None, Parameter(query="cursor", max_length=512)] = None,
