@@ -142,7 +142,7 @@ class TopicCount(Schema):
 
 
 class ConversationState(Schema):
-    """The conversation after the last exchange (README, "Conversation state")."""
+    """The conversation after the last exchange (docs/api.md, "Conversation state")."""
 
     stage: Literal[STAGES]  # type: ignore[valid-type]
     intent: Literal[INTENTS] | None  # type: ignore[valid-type]  # of the last user message
@@ -315,7 +315,7 @@ class Health(Schema):
 
 
 class ServerSentEvent(Schema):
-    """One event of a `text/event-stream` answer: `data` is the JSON event envelope (see the README)."""
+    """One event of a `text/event-stream` answer: `data` is the JSON event envelope (see docs/api.md, "Server-sent events")."""
 
     id: str | None = None  # durable events only: what Last-Event-ID resumes from
     event: str

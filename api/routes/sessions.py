@@ -109,7 +109,7 @@ class SessionController(Controller):
 
     @post("/{session_id:str}/messages", summary="Send a message and get the agent's reply", opt=WRITE,
           description="`transport: \"sse\"` (or `mode: \"stream\"`, or `Accept: text/event-stream`) answers "
-                      "with an event stream instead; see the README.",
+                      "with an event stream instead; see docs/api.md, \"Streaming\".",
           responses={201: ResponseSpec(ReplyPublic, description="The agent's reply", generate_examples=False),
                      202: ResponseSpec(AcceptedPublic, description="Accepted; the reply follows on /events",
                                        generate_examples=False),
@@ -124,7 +124,7 @@ class SessionController(Controller):
         return await send(uow, resources, parse_uuid(session_id, "sessionId"), data, idempotency_key, debug=debug,
                           accept=request.headers.get("accept"), owner=principal.owner)
 
-    # An endless stream: kept out of the OpenAPI schema (documented in the README).
+    # An endless stream: kept out of the OpenAPI schema (documented in docs/api.md).
     @get("/{session_id:str}/events", include_in_schema=False)
     async def events(self, session_id: str, uow: AsyncUnitOfWork, resources: Resources, request: Request,
                      principal: Principal,

@@ -48,6 +48,6 @@ def test_api_conforms_to_its_openapi_document(fuzzed_stack: Stack, tmp_path: Pat
 
     output = run.stdout + run.stderr
     counts = re.search(r"(\d+) generated, (.*)", output)
-    print(counts.group(0) if counts else output[-2000:])  # the counts the README quotes
+    print(counts.group(0) if counts else output[-2000:])  # the counts docs/security.md quotes
     assert run.returncode == 0, output[-6000:]
     assert counts is not None and int(counts.group(1)) >= 500

@@ -1,6 +1,6 @@
 """Run every benchmark and print their tables: .venv/bin/python tests/bench/run_all.py [--quick]
 
-Each script measures its own baseline in the same run; see the README's "Performance" section.
+Each script measures its own baseline in the same run; see docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -795,7 +795,7 @@ def _settled_audit(system: System, records: list[SendRecord], timeout: float) ->
 
 
 def markdown(report: dict[str, Any]) -> str:
-    """The report's headline figures as Markdown tables (what the README shows)."""
+    """The report's headline figures as Markdown tables (what docs/reliability.md shows)."""
     audit = report["audit"]
     lines = ["| sent | replies | answered | duplicates | lost | order violations | stuck | failed |",
              "|---|---|---|---|---|---|---|---|",
