@@ -187,3 +187,16 @@ def test_socket_io_http_answers_carry_security_headers(http: httpx.Client) -> No
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_engine_io_handshakes_beyond_the_process_cap_are_refused(http: httpx.Client) -> None:
+    # Last in this module: it fills the process with anonymous connections (closed after 1 s).
+    answers = []
+    for _ in range(PER_PROCESS + 1):  # anonymous ones are closed after 1 s: open them in a burst
+        answers.append(http.get("/socket.io/", params={"EIO": "4", "transport": "polling"}))
+        if answers[-1].status_code != 200:
+            break
+
+    refused = answers[-1]
+    assert refused.status_code == 401, [answer.status_code for answer in answers]
+    assert refused.json()["code"] == "STREAM_CAPACITY_REACHED"
