@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from agent_sessions_client.codes import ERROR_CODES
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -16,27 +17,6 @@ from core import errors
 from core.clock import isoformat, utcnow
 
 log = logging.getLogger(__name__)
-
-STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
-    errors.InvalidInput: 400,
-    errors.Unauthorized: 401,
-    errors.Forbidden: 403,
-    errors.RateLimited: 429,
-    errors.TooManyStreams: 429,
-    errors.TokenMintingUnavailable: 501,
-    errors.SessionNotFound: 404,
-    errors.AgentNotFound: 404,
-    errors.SessionExpired: 410,
-    errors.SessionEnded: 410,
-    errors.SessionPaused: 409,
-    errors.SessionNotPaused: 409,
-    errors.SessionBusy: 409,
-    errors.MaxDurationReached: 409,
-    errors.AgentNameTaken: 409,
-    errors.AgentInUse: 409,
-    errors.IdempotencyKeyReused: 422,
-    errors.ServiceUnavailable: 503,
-}
 
 CODE_BY_STATUS = {400: "INVALID_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
                   405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "REQUEST_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
@@ -56,10 +36,9 @@ def error_response(status: int, code: str, message: str, details: dict[str, Any]
 
 
 def _status_of(exc: errors.DomainError) -> int:
-    for kind in type(exc).__mro__:
-        if kind in STATUS_BY_ERROR:
-            return STATUS_BY_ERROR[kind]
-    return 500
+    """The status the one table of error codes (shared with the client) gives the error's code."""
+    entry = ERROR_CODES.get(exc.code)
+    return entry.status if entry is not None and entry.status is not None else 500
 
 
 def domain_error(_: Request, exc: errors.DomainError) -> Response[dict[str, Any]]:

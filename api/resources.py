@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import redis.asyncio as aredis
 from litestar import Litestar
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.metrics import ApiMetrics
@@ -115,7 +116,7 @@ def provide_resources(state: State) -> Resources:
     return state.resources
 
 
-async def provide_uow(resources: Resources) -> AsyncGenerator[AsyncUnitOfWork]:
+async def provide_uow(resources: NamedDependency[Resources]) -> AsyncGenerator[AsyncUnitOfWork]:
     """The request's transaction: committed when the handler succeeds, rolled back when it raises."""
     uow = resources.unit_of_work()
     try:

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from litestar import Controller, post
+from litestar.params import JSONBody
 
-from api.resources import Resources
+from api.dependencies import ResourcesDep
 from api.responses import WITH_BODY, errors
 from core.auth import mint_token
 from core.clock import utcnow
@@ -15,7 +16,7 @@ class AuthController(Controller):
 
     @post("/token", status_code=201, opt={"access": "admin"}, responses=errors(*WITH_BODY, 501),
           summary="Mint a short-lived bearer token for a user (server key only), e.g. to hand to a browser")
-    async def token(self, data: TokenCreate, resources: Resources) -> TokenPublic:
+    async def token(self, data: JSONBody[TokenCreate], resources: ResourcesDep) -> TokenPublic:
         minted = mint_token(resources.settings, data.user_id, data.scopes, data.ttl_seconds, utcnow())
         return TokenPublic(token=minted.token, user_id=minted.user_id, scopes=minted.scopes,  # type: ignore[arg-type]
                            expires_at=minted.expires_at, expires_in=minted.expires_in)

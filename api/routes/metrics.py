@@ -3,13 +3,12 @@ from __future__ import annotations
 from litestar import Response, get
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from api.resources import Resources
+from api.dependencies import ResourcesDep, UnitOfWorkDep
 from core.services.health import count_open_sessions
-from core.uow import AsyncUnitOfWork
 
 
 @get("/metrics", include_in_schema=False, summary="Prometheus metrics of this API process")
-async def serve_metrics(uow: AsyncUnitOfWork, resources: Resources) -> Response[bytes]:
+async def serve_metrics(uow: UnitOfWorkDep, resources: ResourcesDep) -> Response[bytes]:
     queue = resources.settings.celery_queue
     body = resources.metrics.render(listeners=resources.hub.listener_count,
                                     sessions_by_status=await count_open_sessions(uow), queue=queue,

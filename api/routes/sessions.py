@@ -5,15 +5,14 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromPath, HeaderParameter, JSONBody, PathParameter, QueryParameter
 from litestar.types import ASGIApp
 from sse_starlette import EventSourceResponse
 
-from api.resources import Resources
+from api.dependencies import PrincipalDep, ResourcesDep, UnitOfWorkDep
 from api.responses import GUARDED, WITH_BODY, errors
 from api.sending import send
 from api.streaming import open_event_stream
-from core.auth import Principal
 from core.clock import utcnow
 from core.schemas import (
     USER_ID_PATTERN,
@@ -32,16 +31,15 @@ from core.schemas import (
 )
 from core.services import conversation, messages, sessions
 from core.services.health import check_health
-from core.uow import AsyncUnitOfWork
 from core.validation import check_idempotency_key, parse_uuid, request_fingerprint
 
-SessionId = Annotated[str, Parameter(description="The session's id (a UUID)", schema_extra={"format": "uuid"})]
-StatusFilter = Annotated[str | None, Parameter(query="status", pattern="^(active|paused|ended|expired)$")]
-Limit = Annotated[str | None, Parameter(query="limit", description="1..100, default 50")]
-Before = Annotated[str | None, Parameter(query="before", description="ISO 8601, epoch ms or a cursor")]
-After = Annotated[str | None, Parameter(query="after", description="ISO 8601, epoch ms or a cursor")]
-IdempotencyKey = Annotated[str | None, Parameter(header="Idempotency-Key", required=False)]
-DebugHeader = Annotated[str | None, Parameter(header="X-Debug", required=False)]
+SessionId = Annotated[str, PathParameter(description="The session's id (a UUID)", schema_extra={"format": "uuid"})]
+StatusFilter = Annotated[str | None, QueryParameter(name="status", pattern="^(active|paused|ended|expired)$")]
+Limit = Annotated[str | None, QueryParameter(name="limit", description="1..100, default 50")]
+Before = Annotated[str | None, QueryParameter(name="before", description="ISO 8601, epoch ms or a cursor")]
+After = Annotated[str | None, QueryParameter(name="after", description="ISO 8601, epoch ms or a cursor")]
+IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False)]
+DebugHeader = Annotated[str | None, HeaderParameter(name="X-Debug", required=False)]
 # Reads need the sessions:read scope (the default access), changes sessions:write.
 WRITE = {"access": "write"}
 LIFECYCLE_ERRORS = errors(*WITH_BODY, 404, 409, 410)
@@ -52,8 +50,8 @@ class SessionController(Controller):
     tags = ["sessions"]
 
     @post("/", status_code=201, summary="Create a session", opt=WRITE, responses=errors(*WITH_BODY, 404, 409, 422, 429))
-    async def create(self, data: SessionCreate, uow: AsyncUnitOfWork, resources: Resources, principal: Principal,
-                     idempotency_key: IdempotencyKey = None) -> SessionPublic:
+    async def create(self, data: JSONBody[SessionCreate], uow: UnitOfWorkDep, resources: ResourcesDep,
+                     principal: PrincipalDep, idempotency_key: IdempotencyKey = None) -> SessionPublic:
         fingerprint = request_fingerprint(data.model_dump(mode="json", exclude_none=True))
         return await sessions.create_session(uow, resources.settings, data, utcnow(),
                                              check_idempotency_key(idempotency_key), fingerprint,
@@ -61,12 +59,12 @@ class SessionController(Controller):
 
     @get("/", summary="List sessions (a user token sees only its own)", responses=errors(*GUARDED))
     async def list_sessions(
-        self, uow: AsyncUnitOfWork, resources: Resources, principal: Principal,
-        user_id: Annotated[str | None, Parameter(query="userId", pattern=USER_ID_PATTERN)] = None,
-        agent_id: Annotated[str | None, Parameter(query="agentId")] = None,
+        self, uow: UnitOfWorkDep, resources: ResourcesDep, principal: PrincipalDep,
+        user_id: Annotated[str | None, QueryParameter(name="userId", pattern=USER_ID_PATTERN)] = None,
+        agent_id: Annotated[str | None, QueryParameter(name="agentId")] = None,
         status: StatusFilter = None,
-        cursor: Annotated[str | None, Parameter(query="cursor", max_length=512)] = None,
-        limit: Annotated[int, Parameter(query="limit", ge=1, le=100)] = 50,
+        cursor: Annotated[str | None, QueryParameter(name="cursor", max_length=512)] = None,
+        limit: Annotated[int, QueryParameter(name="limit", ge=1, le=100)] = 50,
     ) -> SessionPage:
         agent = parse_uuid(agent_id, "agentId") if agent_id is not None else None
         return await sessions.list_sessions(uow, resources.settings, utcnow(), owner=principal.owner, user_id=user_id,
@@ -74,7 +72,7 @@ class SessionController(Controller):
 
     @get("/health", summary="Service health", opt={"access": "health"}, responses=errors(401, 503),
          security=[{}])  # open unless PUBLIC_HEALTH=false
-    async def health(self, uow: AsyncUnitOfWork, resources: Resources) -> Health:
+    async def health(self, uow: UnitOfWorkDep, resources: ResourcesDep) -> Health:
         return await check_health(uow, resources.redis, resources.settings, utcnow(),
                                   time.monotonic() - resources.started_at, resources.hub.connected)
 
@@ -83,10 +81,10 @@ class SessionController(Controller):
                      "and sentiment score. `from` (inclusive) and `to` (exclusive) bound createdAt.",
          responses=errors(*GUARDED))
     async def stats(
-        self, uow: AsyncUnitOfWork, principal: Principal,
-        agent_id: Annotated[str | None, Parameter(query="agentId")] = None,
-        created_from: Annotated[str | None, Parameter(query="from", description="ISO 8601 or epoch ms")] = None,
-        created_to: Annotated[str | None, Parameter(query="to", description="ISO 8601 or epoch ms")] = None,
+        self, uow: UnitOfWorkDep, principal: PrincipalDep,
+        agent_id: Annotated[str | None, QueryParameter(name="agentId")] = None,
+        created_from: Annotated[str | None, QueryParameter(name="from", description="ISO 8601 or epoch ms")] = None,
+        created_to: Annotated[str | None, QueryParameter(name="to", description="ISO 8601 or epoch ms")] = None,
         status: StatusFilter = None,
     ) -> ConversationStats:
         start, end = conversation.parse_time_range(created_from, created_to)
@@ -95,15 +93,15 @@ class SessionController(Controller):
                                                      created_from=start, created_to=end, status=status)
 
     @get("/{session_id:str}", summary="Get a session", responses=errors(*GUARDED, 404))
-    async def get_session(self, session_id: SessionId, uow: AsyncUnitOfWork, resources: Resources,
-                          principal: Principal) -> SessionPublic:
+    async def get_session(self, session_id: SessionId, uow: UnitOfWorkDep, resources: ResourcesDep,
+                          principal: PrincipalDep) -> SessionPublic:
         return await sessions.get_session(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow(),
                                           owner=principal.owner)
 
     @delete("/{session_id:str}", status_code=200, summary="End (archive) or purge a session", opt=WRITE,
             responses=errors(*GUARDED, 404))
-    async def end(self, session_id: SessionId, uow: AsyncUnitOfWork, resources: Resources, principal: Principal,
-                  purge: Annotated[bool, Parameter(query="purge")] = False) -> dict[str, Any]:
+    async def end(self, session_id: SessionId, uow: UnitOfWorkDep, resources: ResourcesDep, principal: PrincipalDep,
+                  purge: Annotated[bool, QueryParameter(name="purge")] = False) -> dict[str, Any]:
         return await sessions.end_session(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow(),
                                           purge, owner=principal.owner)
 
@@ -117,18 +115,18 @@ class SessionController(Controller):
                                        description="transport sse: the reply as server-sent events (each one "
                                                    "is described by this schema)"),
                      **errors(*WITH_BODY, 404, 409, 410, 422, 429, 502)})
-    async def send_message(self, session_id: SessionId, data: MessageCreate, uow: AsyncUnitOfWork, resources: Resources,
-                           request: Request, principal: Principal, idempotency_key: IdempotencyKey = None,
-                           x_debug: DebugHeader = None) -> ASGIApp:
+    async def send_message(self, session_id: SessionId, data: JSONBody[MessageCreate], uow: UnitOfWorkDep,
+                           resources: ResourcesDep, request: Request, principal: PrincipalDep,
+                           idempotency_key: IdempotencyKey = None, x_debug: DebugHeader = None) -> ASGIApp:
         debug = (x_debug or "").lower() == "true" and principal.may_debug(resources.settings)
         return await send(uow, resources, parse_uuid(session_id, "sessionId"), data, idempotency_key, debug=debug,
                           accept=request.headers.get("accept"), owner=principal.owner)
 
     # An endless stream: kept out of the OpenAPI schema (documented in docs/api.md).
     @get("/{session_id:str}/events", include_in_schema=False)
-    async def events(self, session_id: str, uow: AsyncUnitOfWork, resources: Resources, request: Request,
-                     principal: Principal,
-                     last_event_id: Annotated[str | None, Parameter(query="lastEventId", max_length=64)] = None,
+    async def events(self, session_id: FromPath[str], uow: UnitOfWorkDep, resources: ResourcesDep, request: Request,
+                     principal: PrincipalDep,
+                     last_event_id: Annotated[str | None, QueryParameter(name="lastEventId", max_length=64)] = None,
                      ) -> EventSourceResponse:
         sid = parse_uuid(session_id, "sessionId")
         await sessions.load_session(uow, sid, owner=principal.owner)  # another user's session: 404, as everywhere
@@ -136,50 +134,50 @@ class SessionController(Controller):
         return await open_event_stream(resources, principal, sid, request.headers.get("last-event-id") or last_event_id)
 
     @get("/{session_id:str}/messages", summary="Message history, newest first", responses=errors(*GUARDED, 404))
-    async def history(self, session_id: SessionId, uow: AsyncUnitOfWork, resources: Resources, principal: Principal,
+    async def history(self, session_id: SessionId, uow: UnitOfWorkDep, resources: ResourcesDep, principal: PrincipalDep,
                       limit: Limit = None, before: Before = None, after: After = None) -> MessagePage:
         return await messages.history(uow, resources.settings, parse_uuid(session_id, "sessionId"),
                                       owner=principal.owner, limit=limit, before=before, after=after)
 
     @get("/{session_id:str}/state/history", summary="The conversation state after each exchange, newest first",
          responses=errors(*GUARDED, 404))
-    async def state_history(self, session_id: SessionId, uow: AsyncUnitOfWork, resources: Resources,
-                            principal: Principal, limit: Limit = None, before: Before = None,
+    async def state_history(self, session_id: SessionId, uow: UnitOfWorkDep, resources: ResourcesDep,
+                            principal: PrincipalDep, limit: Limit = None, before: Before = None,
                             after: After = None) -> StateHistoryPage:
         return await conversation.state_history(uow, resources.settings, parse_uuid(session_id, "sessionId"),
                                                 owner=principal.owner, limit=limit, before=before, after=after)
 
     @post("/{session_id:str}/pause", status_code=200, summary="Pause a session", opt=WRITE,
           responses=LIFECYCLE_ERRORS)
-    async def pause(self, session_id: SessionId, uow: AsyncUnitOfWork, resources: Resources,
-                    principal: Principal) -> SessionPublic:
+    async def pause(self, session_id: SessionId, uow: UnitOfWorkDep, resources: ResourcesDep,
+                    principal: PrincipalDep) -> SessionPublic:
         return await sessions.pause_session(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow(),
                                             owner=principal.owner)
 
     @post("/{session_id:str}/resume", status_code=200, summary="Resume a paused session", opt=WRITE,
           responses=LIFECYCLE_ERRORS)
-    async def resume(self, session_id: SessionId, uow: AsyncUnitOfWork, resources: Resources,
-                     principal: Principal) -> SessionPublic:
+    async def resume(self, session_id: SessionId, uow: UnitOfWorkDep, resources: ResourcesDep,
+                     principal: PrincipalDep) -> SessionPublic:
         return await sessions.resume_session(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow(),
                                              owner=principal.owner)
 
     @post("/{session_id:str}/renew", status_code=200, summary="Renew a session's timeout", opt=WRITE,
           responses=LIFECYCLE_ERRORS)
-    async def renew(self, session_id: SessionId, uow: AsyncUnitOfWork, resources: Resources,
-                    principal: Principal) -> SessionPublic:
+    async def renew(self, session_id: SessionId, uow: UnitOfWorkDep, resources: ResourcesDep,
+                    principal: PrincipalDep) -> SessionPublic:
         return await sessions.renew_session(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow(),
                                             owner=principal.owner)
 
     @post("/{session_id:str}/heartbeat", status_code=200, summary="Record activity without a message", opt=WRITE,
           responses=LIFECYCLE_ERRORS)
-    async def heartbeat(self, session_id: SessionId, uow: AsyncUnitOfWork, resources: Resources,
-                        principal: Principal) -> SessionPublic:
+    async def heartbeat(self, session_id: SessionId, uow: UnitOfWorkDep, resources: ResourcesDep,
+                        principal: PrincipalDep) -> SessionPublic:
         return await sessions.heartbeat(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow(),
                                         owner=principal.owner)
 
     @patch("/{session_id:str}/timeout", summary="Change the timeout config (merged with the current one)", opt=WRITE,
            responses=LIFECYCLE_ERRORS)
-    async def update_timeout(self, session_id: SessionId, data: TimeoutConfigUpdate, uow: AsyncUnitOfWork,
-                             resources: Resources, principal: Principal) -> SessionPublic:
+    async def update_timeout(self, session_id: SessionId, data: JSONBody[TimeoutConfigUpdate], uow: UnitOfWorkDep,
+                             resources: ResourcesDep, principal: PrincipalDep) -> SessionPublic:
         return await sessions.update_timeout(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow(),
                                              data, owner=principal.owner)

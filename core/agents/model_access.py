@@ -28,7 +28,7 @@ from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 NO_KEY = "no-key"  # the SDK insists on a key; servers that need none (Ollama, vLLM) ignore it
-DEFAULT_HOST = "api.openai.com"  # where the SDK goes without a base URL
+DEFAULT_BASE_URL = "https://api.openai.com/v1"  # where the SDK goes without a base URL
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -70,7 +70,7 @@ def _host_allowed(host: str, port: int | None, allowed: list[str]) -> bool:
 def check_host(base_url: str | None, settings: Settings) -> None:
     if not settings.model_hosts:
         return
-    parts = urlsplit(base_url or f"https://{DEFAULT_HOST}/v1")
+    parts = urlsplit(base_url or DEFAULT_BASE_URL)
     try:
         host, port = (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(parts.scheme)
     except ValueError:  # a port that is not a number

@@ -4,7 +4,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
-import core.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from core.migrations import COMPARE_OPTIONS  # importing it registers the models' tables on SQLModel.metadata
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -12,7 +12,7 @@ target_metadata = SQLModel.metadata
 
 def run_migrations_offline() -> None:
     context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
-                      literal_binds=True, render_as_batch=True)
+                      literal_binds=True, **COMPARE_OPTIONS)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -21,8 +21,7 @@ def run_migrations_online() -> None:
     engine = engine_from_config(config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.",
                                 poolclass=pool.NullPool)
     with engine.connect() as connection:
-        # Batch mode lets the same migrations alter tables on SQLite.
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(connection=connection, target_metadata=target_metadata, **COMPARE_OPTIONS)
         with context.begin_transaction():
             context.run_migrations()
 

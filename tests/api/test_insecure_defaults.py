@@ -17,7 +17,7 @@ def run_api(env: dict[str, str], log_dir: Path) -> tuple[int, str]:
     """Start the API and let it run until it exits by itself; (exit code, output)."""
     log = log_dir / "api.log"
     with log.open("wb") as out:
-        process = subprocess.run([sys.executable, "-m", "core.cli", "api", "--port", str(free_port())],
+        process = subprocess.run([sys.executable, "-m", "agent_sessions.cli", "api", "--port", str(free_port())],
                                  env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, timeout=60)
     return process.returncode, log.read_text()
 

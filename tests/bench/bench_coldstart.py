@@ -26,7 +26,7 @@ def first_reply_seconds() -> float:
     workdir = tempfile.mkdtemp(prefix="coldstart-")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "core.cli", "dev", "--port", str(port)], cwd=workdir, env=env,
+    process = subprocess.Popen([sys.executable, "-m", "agent_sessions.cli", "dev", "--port", str(port)], cwd=workdir, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"

@@ -10,7 +10,7 @@ import typer
 import typer.main
 import yaml
 
-from core.cli import cli
+from agent_sessions.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = typer.main.get_command(cli)

@@ -173,7 +173,7 @@ class System:
         return worker
 
     def migrate(self) -> None:
-        subprocess.run([sys.executable, "-m", "core.cli", "migrate"], env={**os.environ, **self.stack.env},
+        subprocess.run([sys.executable, "-m", "agent_sessions.cli", "migrate"], env={**os.environ, **self.stack.env},
                        check=True, stdout=subprocess.DEVNULL)
 
     @property

@@ -95,7 +95,7 @@ class Stack:
         if metrics_port:
             env["WORKER_METRICS_PORT"] = str(metrics_port)
         with log_path.open("wb") as log:
-            process = subprocess.Popen([sys.executable, "-m", "core.cli", *args], env=env,
+            process = subprocess.Popen([sys.executable, "-m", "agent_sessions.cli", *args], env=env,
                                        stdout=log, stderr=subprocess.STDOUT)
         service = Service(name, process, log_path, port, metrics_port)
         self.services.append(service)

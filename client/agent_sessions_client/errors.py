@@ -1,10 +1,15 @@
-"""Typed errors for the API's error codes: `except SessionExpired:` rather than parsing bodies."""
+"""Typed errors for the API's error codes: `except SessionExpired:` rather than parsing bodies.
+
+Which exception each code raises is read from the table in `agent_sessions_client.codes`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import httpx
+
+from agent_sessions_client.codes import ERROR_CODES
 
 
 class ApiError(Exception):
@@ -30,8 +35,16 @@ class Unauthorized(ApiError):
     """401: no or a wrong API key / token."""
 
 
+class TokenExpired(Unauthorized):
+    """401: the bearer token has expired; get a new one."""
+
+
 class Forbidden(ApiError):
     """403."""
+
+
+class InsufficientScope(Forbidden):
+    """403: the token's scopes do not allow this call."""
 
 
 class NotFound(ApiError):
@@ -66,6 +79,18 @@ class AgentNameTaken(Conflict):
     pass
 
 
+class AgentInUse(Conflict):
+    """The agent still has sessions: deleting it needs `force`."""
+
+
+class SessionBusy(Conflict):
+    """A `reject` session refuses a message while the previous one is unanswered."""
+
+
+class MessageSuperseded(Conflict):
+    """An `interrupt` session answered a newer message instead of this one."""
+
+
 class SessionClosed(ApiError):
     """410: the session no longer takes messages."""
 
@@ -98,6 +123,10 @@ class ServiceUnavailable(ApiError):
     """503: a backing service is down; retry after `retry_after` seconds."""
 
 
+class TokenMintingUnavailable(ApiError):
+    """501: the server has no signing key to mint user tokens with."""
+
+
 class ReplyPending(ApiError):
     """A stream was answered 202: the reply is not ready yet; it will appear in the history and `/events`."""
 
@@ -106,15 +135,19 @@ class ReplyPending(ApiError):
         self.accepted = accepted
 
 
-BY_CODE: dict[str, type[ApiError]] = {
-    "SESSION_NOT_FOUND": SessionNotFound, "AGENT_NOT_FOUND": AgentNotFound,
-    "SESSION_EXPIRED": SessionExpired, "SESSION_ENDED": SessionEnded,
-    "SESSION_PAUSED": SessionPaused, "SESSION_NOT_PAUSED": SessionNotPaused,
-    "MAX_DURATION_EXCEEDED": MaxDurationExceeded, "AGENT_NAME_TAKEN": AgentNameTaken,
-    "IDEMPOTENCY_KEY_REUSED": IdempotencyKeyReused, "RATE_LIMIT_EXCEEDED": RateLimited,
-    "AGENT_FAILED": AgentFailed, "REPLY_TIMEOUT": ReplyTimeout, "SERVICE_UNAVAILABLE": ServiceUnavailable, "UNAUTHORIZED": Unauthorized,
-    "FORBIDDEN": Forbidden,
-}
+def _by_name() -> dict[str, type[ApiError]]:
+    """ApiError and every class below it, by name (the table names them)."""
+    found, pending = {ApiError.__name__: ApiError}, [ApiError]
+    while pending:
+        for kind in pending.pop().__subclasses__():
+            found[kind.__name__] = kind
+            pending.append(kind)
+    return found
+
+
+_EXCEPTIONS = _by_name()
+BY_CODE: dict[str, type[ApiError]] = {code: _EXCEPTIONS[entry.exception] for code, entry in ERROR_CODES.items()}
+# For codes newer than this table: the status decides.
 BY_STATUS: dict[int, type[ApiError]] = {
     400: InvalidRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 410: SessionClosed,
     422: IdempotencyKeyReused, 429: RateLimited, 502: AgentFailed, 503: ServiceUnavailable,

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
-from core.client.errors import ReplyPending, error_for, raise_for_error
-from core.client.events import ErrorEvent, Event, events_of_reply, parse_event
-from core.schemas import (
+from agent_sessions_client.errors import ReplyPending, error_for, raise_for_error
+from agent_sessions_client.events import ErrorEvent, Event, events_of_reply, parse_event
+from agent_sessions_client.schemas import (
     AcceptedPublic,
     AgentPublic,
     Health,
@@ -46,12 +46,12 @@ class Call:
 
 
 def _model(kind: Any) -> Callable[[httpx.Response], Any]:
-    return lambda response: kind.model_validate(response.json())
+    return lambda response: kind.from_json(response.json())
 
 
 def _reply_or_accepted(response: httpx.Response) -> ReplyPublic | AcceptedPublic:
     body = response.json()
-    return AcceptedPublic.model_validate(body) if response.status_code == 202 else ReplyPublic.model_validate(body)
+    return AcceptedPublic.from_json(body) if response.status_code == 202 else ReplyPublic.from_json(body)
 
 
 def _idempotency(key: str | None) -> dict[str, str]:
@@ -100,7 +100,7 @@ class _Calls:
         return self._run(Call("GET", f"{SESSIONS}/health", _model(Health)))
 
     def list_agents(self) -> list[AgentPublic]:
-        return self._run(Call("GET", "/api/agents", lambda r: [AgentPublic.model_validate(a)
+        return self._run(Call("GET", "/api/agents", lambda r: [AgentPublic.from_json(a)
                                                                for a in r.json()["agents"]]))
 
     def create_agent(self, name: str, provider: str = "eliza", settings: dict[str, Any] | None = None) -> AgentPublic:
@@ -211,7 +211,7 @@ class SessionsClient(_Calls):
                 response.read()
                 raise_for_error(response)
                 if response.status_code == 202:
-                    raise ReplyPending(AcceptedPublic.model_validate(response.json()))
+                    raise ReplyPending(AcceptedPublic.from_json(response.json()))
                 yield from events_of_reply(response.json())
                 return
             for sse in EventSource(response).iter_sse():
@@ -295,7 +295,7 @@ class AsyncSessionsClient(_Calls):
                 await response.aread()
                 raise_for_error(response)
                 if response.status_code == 202:
-                    raise ReplyPending(AcceptedPublic.model_validate(response.json()))
+                    raise ReplyPending(AcceptedPublic.from_json(response.json()))
                 for event in events_of_reply(response.json()):
                     yield event
                 return

@@ -7,8 +7,14 @@ import json
 
 import httpx
 import pytest
-
-from core.client import AgentFailed, MessageChunk, MessageCompleted, MessageCreated, SessionsClient, StateUpdated
+from agent_sessions_client import (
+    AgentFailed,
+    MessageChunk,
+    MessageCompleted,
+    MessageCreated,
+    SessionsClient,
+    StateUpdated,
+)
 
 SID = "5f1c6a58-8a86-4d47-9d6c-0d4f0c9d7a11"
 

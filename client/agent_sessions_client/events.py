@@ -5,12 +5,11 @@ Each event is an envelope `{id, type, sessionId, data, createdAt}`; `parse_event
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from core.schemas import MessagePublic, SessionStatus
+from agent_sessions_client.schemas import MessagePublic, SessionStatus
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,7 @@ class Event:
 class MessageCreated(Event):
     @property
     def message(self) -> MessagePublic:
-        return MessagePublic.model_validate(self.data["message"])
+        return MessagePublic.from_json(self.data["message"])
 
 
 class MessageChunk(Event):
@@ -51,7 +50,7 @@ class MessageChunk(Event):
 class MessageCompleted(Event):
     @property
     def message(self) -> MessagePublic:
-        return MessagePublic.model_validate(self.data["message"])
+        return MessagePublic.from_json(self.data["message"])
 
     @property
     def reply_to(self) -> str | None:
@@ -60,7 +59,7 @@ class MessageCompleted(Event):
     @property
     def session_status(self) -> SessionStatus | None:
         status = self.data.get("sessionStatus")
-        return SessionStatus.model_validate(status) if status else None
+        return SessionStatus.from_json(status) if status else None
 
 
 class MessageFailed(Event):
@@ -100,8 +99,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
 def parse_event(event_type: str, raw_data: str, event_id: str | None = None) -> Event:
     """One SSE event: its data is an envelope, or (for bare events) the payload itself."""
     try:
-        payload = orjson.loads(raw_data) if raw_data else {}
-    except orjson.JSONDecodeError:
+        payload = json.loads(raw_data) if raw_data else {}
+    except json.JSONDecodeError:
         payload = {"text": raw_data}
     is_envelope = isinstance(payload, dict) and "type" in payload and "data" in payload
     kind = event_type or (payload.get("type") if is_envelope else "") or "message"

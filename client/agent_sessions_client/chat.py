@@ -1,4 +1,4 @@
-"""`agent-sessions chat`: talk to an agent from the terminal, through the Python client.
+"""`agent-sessions-chat` (also `agent-sessions chat`): talk to an agent from the terminal, through the client.
 
 Replies stream word by word when the server streams (SSE); otherwise the whole reply is printed when it
 arrives. Commands: /history, /state, /end (end the session and leave), /quit (leave it open), /help.
@@ -6,17 +6,23 @@ arrives. Commands: /history, /state, /end (end the session and leave), /quit (le
 
 from __future__ import annotations
 
+import argparse
 import getpass
+import os
 import re
+import sys
 import uuid
-from typing import Any
+from collections.abc import Sequence
 
+import httpx
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from core.client import ApiError, MessageChunk, MessageCompleted, MessageFailed, SessionClosed, SessionsClient
-from core.schemas import AgentPublic, SessionPublic
+from agent_sessions_client.errors import ApiError, SessionClosed
+from agent_sessions_client.events import MessageChunk, MessageCompleted, MessageFailed
+from agent_sessions_client.schemas import AgentPublic, SessionPublic
+from agent_sessions_client.sessions import DEFAULT_URL, SessionsClient
 
 HELP = "/history  /state  /end (end the session)  /quit (leave it open)  /help"
 
@@ -106,27 +112,17 @@ class Chat:
             self.console.print(f"[dim]{message.seq:>3}[/dim] [bold]{who}:[/bold] {escape(message.content)}")
 
     def show_state(self, session: SessionPublic) -> None:
-        state: dict[str, Any] = session.state.model_dump(mode="json", by_alias=True)
+        state = session.state
         table = Table(show_header=False, box=None)
         table.add_row("status", session.status)
         table.add_row("time left", f"{session.time_remaining // 60000} min {session.time_remaining // 1000 % 60} s")
         table.add_row("messages", str(session.message_count))
-        table.add_row("stage", str(state.get("stage")))
-        table.add_row("sentiment", _labelled(state.get("sentiment")))
-        table.add_row("engagement", _labelled(state.get("engagement")))
-        table.add_row("topics", ", ".join(_topic(topic) for topic in state.get("topics") or []) or "-")
-        table.add_row("confidence", str(state.get("agentConfidence")))
+        table.add_row("stage", state.stage)
+        table.add_row("sentiment", f"{state.sentiment.label} ({state.sentiment.score})")
+        table.add_row("engagement", f"{state.engagement.level} ({state.engagement.score})")
+        table.add_row("topics", ", ".join(topic.topic for topic in state.topics) or "-")
+        table.add_row("confidence", str(state.agent_confidence))
         self.console.print(table)
-
-
-def _topic(topic: Any) -> str:
-    return str(topic.get("topic")) if isinstance(topic, dict) else str(topic)
-
-
-def _labelled(value: Any) -> str:
-    if isinstance(value, dict):
-        return f"{value.get('label') or value.get('level')} ({value.get('score')})"
-    return str(value)
 
 
 def pick_agent(client: SessionsClient, name: str | None) -> AgentPublic:
@@ -151,3 +147,26 @@ def run_chat(url: str, agent_name: str | None, user_id: str | None, api_key: str
     console = console or Console()
     with SessionsClient(url, api_key=api_key, token=token) as client:
         Chat(client, console, pick_agent(client, agent_name), user_id or default_user_id()).run()
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "agent-sessions-chat",
+         default_url: str = DEFAULT_URL) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=(
+        "Chat with an agent in the terminal (streamed replies; /history, /state, /end, /quit)."))
+    parser.add_argument("--agent", help="agent name (default: the first agent)")
+    parser.add_argument("--url", default=default_url, help="server URL (default: %(default)s)")
+    parser.add_argument("--user", help="your user id (default: terminal-<login>)")
+    parser.add_argument("--api-key", default=os.environ.get("AGENT_SESSIONS_API_KEY"),
+                        help="server API key, sent as X-API-KEY (default: AGENT_SESSIONS_API_KEY)")
+    parser.add_argument("--token", default=os.environ.get("AGENT_SESSIONS_TOKEN"),
+                        help="user bearer token (default: AGENT_SESSIONS_TOKEN)")
+    args = parser.parse_args(argv)
+    try:
+        run_chat(args.url, args.agent, args.user, args.api_key, args.token)
+    except (LookupError, ApiError, httpx.HTTPError) as error:
+        print(f"chat: {error}", file=sys.stderr)
+        raise SystemExit(1) from error
+
+
+if __name__ == "__main__":
+    main()

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import httpx
-
-from core.client import SessionsClient
+from agent_sessions_client import SessionsClient
 
 
 def test_api_key_and_token_are_sent_on_every_request() -> None:

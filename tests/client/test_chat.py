@@ -1,4 +1,4 @@
-"""`agent-sessions chat` driven in a pseudo-terminal against a real server."""
+"""`agent-sessions-chat` driven in a pseudo-terminal against a real server."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True, sco
 
 def spawn_chat(stack: Stack, *args: str) -> pexpect.spawn:
     env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"}
-    return pexpect.spawn(sys.executable, ["-m", "core.cli", "chat", "--url", stack.base_url, *args], env=env,
+    return pexpect.spawn(sys.executable, ["-m", "agent_sessions_client.chat", "--url", stack.base_url, *args], env=env,
                          encoding="utf-8", timeout=30, dimensions=(40, 200))
 
 

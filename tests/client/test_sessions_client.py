@@ -10,15 +10,14 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, update
-
-from core.client import (
+from agent_sessions_client import (
     AgentNameTaken,
     AsyncSessionsClient,
     InvalidRequest,
     MessageChunk,
     MessageCompleted,
     MessageCreated,
+    ReplyPublic,
     SessionEnded,
     SessionExpired,
     SessionNotFound,
@@ -26,9 +25,10 @@ from core.client import (
     SessionsClient,
     StateUpdated,
 )
+from sqlalchemy import create_engine, update
+
 from core.clock import utcnow
 from core.models import DEFAULT_AGENT_ID, sessions_table
-from core.schemas import ReplyPublic
 from tests.support.factories import unique_user
 from tests.support.processes import Stack
 

