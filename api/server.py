@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -114,8 +115,8 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         client = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown"
         log.warning("request head refused: %s", refusal.message, extra={"client": client, "code": refusal.code})
         body = orjson.dumps(error_body(refusal.code, refusal.message, {"limit": refusal.limit}))
-        head = [f"HTTP/1.1 {refusal.status} {'URI Too Long' if refusal.status == 414 else 'Request Header Fields Too Large'}",
-                "content-type: application/json", f"content-length: {len(body)}", "connection: close",
+        head = [f"HTTP/1.1 {refusal.status} {HTTPStatus(refusal.status).phrase}", "content-type: application/json",
+                f"content-length: {len(body)}", "connection: close",
                 *(f"{name.lower()}: {value}" for name, value in COMMON.items())]
         self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
         if self.transport.can_write_eof():

@@ -19,7 +19,15 @@ from typing import Any, Literal
 import jwt
 
 from core.clock import utcnow
-from core.errors import CredentialsMissing, Forbidden, InsufficientScope, InvalidInput, TokenExpired, TokenMintingUnavailable, Unauthorized
+from core.errors import (
+    CredentialsMissing,
+    Forbidden,
+    InsufficientScope,
+    InvalidInput,
+    TokenExpired,
+    TokenMintingUnavailable,
+    Unauthorized,
+)
 from core.schemas import USER_ID_PATTERN
 from core.settings import Settings
 
