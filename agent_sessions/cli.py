@@ -64,7 +64,7 @@ def api(host: str = typer.Option(None, help="Defaults to HOST"),
     # log_config=None: uvicorn's loggers go through ours (configured by create_app), not its own formatters.
     uvicorn.run("api.app:create_server", factory=True, host=host or settings.host, port=port or settings.port,
                 workers=workers, log_level="warning", log_config=None, access_log=False, lifespan="on",
-                **server_options(settings))  # bounded request heads, small websocket messages
+                **server_options())
 
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -24,6 +24,7 @@ from api.routes.agents import AgentController
 from api.routes.auth import AuthController
 from api.routes.metrics import serve_metrics
 from api.routes.page import chat_page, static_files
+from api.routes.server import ServerController
 from api.routes.sessions import SessionController
 from core.auth import InsecureSettings, check_serving_security
 from core.logs import configure_logging
@@ -47,7 +48,8 @@ def create_app(settings: Settings | None = None, realtime: Realtime | None = Non
         log.log(logging.CRITICAL if settings.allow_unauthenticated else logging.WARNING, running_open)
     metrics = ApiMetrics()
     app = Litestar(
-        route_handlers=[SessionController, AgentController, AuthController, serve_metrics, chat_page, static_files],
+        route_handlers=[SessionController, AgentController, ServerController, AuthController, serve_metrics, chat_page,
+                        static_files],
         lifespan=[lifespan(settings, metrics), *([realtime.lifespan] if realtime else [])],
         guards=[authorize],
         dependencies={"resources": Provide(provide_resources, sync_to_thread=False), "uow": Provide(provide_uow),

@@ -20,19 +20,20 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.errors import error_response
 from api.resources import Resources
-from api.streaming import sse_event, sse_response, terminal_event
+from api.streaming import reply_error, reply_event, sse_response
 from core import logs
 from core.bus import parse_event_id
 from core.clock import utcnow
 from core.errors import ServiceUnavailable
-from core.schemas import AcceptedPublic, MessageCreate, MessagePublic, ReplyPublic, SessionStatus
+from core.schemas import (AcceptedPublic, AgentResponse, MessageCreate, MessagePublic, ReplyPublic, ReplyResult,
+                          SendResult, SessionStatus)
 from core.services.events import ExchangeFeed
 from core.services.messages import Submission, find_outcome, submit_message
-from core.services.sessions import session_status
+from core.services.sessions import public_json, session_status
 from core.uow import AsyncUnitOfWork
 from core.validation import check_idempotency_key, request_fingerprint
 
-TRANSPORT_BY_MODE = {"sync": "http", "stream": "sse", "async": "websocket"}
+TRANSPORT_BY_MODE = {"sync": "http", "stream": "sse", "websocket": "websocket", "async": "websocket"}
 EVENT_STREAM = "text/event-stream"
 AGENT_FAILED = "the agent could not answer"
 
@@ -175,35 +176,60 @@ async def _wait_for_outcome(feed: ExchangeFeed, user_message_id: str, deadline: 
 
 async def reply_events(submission: Submission, feed: ExchangeFeed,
                        wait_seconds: float) -> AsyncIterator[ServerSentEvent]:
-    """The SSE reply: user message, chunks, stored reply, state update, `done` (or `error`).
+    """The SSE reply, in ElizaOS's event names so its readers work unchanged: `user_message` (the stored
+    message), `chunk`s (`{messageId, chunk, index}`, index from 0), then `done` (`{text, thought, actions}`
+    plus the stored reply, the session status and `lastEventId`) or `error` (`{error, code, message}`).
 
     Ends with REPLY_TIMEOUT after `wait_seconds` without progress; the reply still reaches /events.
     """
     wanted = str(submission.user_message.id)
-    session_id = feed.session_id
     try:
         if submission.created_event is not None and submission.created:
-            yield sse_event(submission.created_event)
+            yield _user_message_event(submission.created_event)
         while True:
             try:
                 event = await feed.next(wait_seconds)
             except TimeoutError:
-                yield terminal_event("error", session_id, {
-                    "code": "REPLY_TIMEOUT", "messageId": wanted,
-                    "message": "no reply yet; it will still arrive on the session's /events stream"})
+                yield reply_error("REPLY_TIMEOUT", "no reply yet; it will still arrive on the session's /events stream",
+                                  wanted)
                 return
-            yield sse_event(event)
-            if event["type"] == "message.failed":
-                error = event["data"].get("error") or {}
-                yield terminal_event("error", session_id, {"code": error.get("code", "AGENT_FAILED"),
-                                                           "message": error.get("message", AGENT_FAILED),
-                                                           "messageId": wanted})
+            kind, data = event["type"], event["data"]
+            if kind == "message.created":  # a retry replays its exchange from the log
+                yield _user_message_event(event)
+            elif kind == "message.chunk":
+                # Our chunks count from 1, ElizaOS's from 0; a retried generation starts over at 0 again.
+                yield reply_event("chunk", {"messageId": data["messageId"], "replyTo": data.get("replyTo"),
+                                            "chunk": data["delta"], "index": data["index"] - 1})
+            elif kind == "message.failed":
+                error = data.get("error") or {}
+                yield reply_error(error.get("code", "AGENT_FAILED"), error.get("message", AGENT_FAILED), wanted,
+                                  event["id"])
                 return
-            if event["type"] == "state.updated":  # written with the reply, published right after it
-                yield terminal_event("done", session_id, {"messageId": wanted, "lastEventId": event["id"]})
+            elif kind == "message.completed":
+                yield _done_event(submission, event)
                 return
     finally:
         feed.close()
+
+
+def _user_message_event(created: dict[str, Any]) -> ServerSentEvent:
+    return reply_event("user_message", created["data"]["message"], created["id"])
+
+
+def _done_event(submission: Submission, completed: dict[str, Any]) -> ServerSentEvent:
+    data = completed["data"]
+    reply = MessagePublic.model_validate(data["message"])
+    status = _as_sent(submission, SessionStatus.model_validate(data["sessionStatus"]))
+    return reply_event("done", {
+        **public_json(agent_response_of(reply)), "messageId": str(reply.id), "replyTo": data.get("replyTo"),
+        "message": data["message"], "sessionStatus": public_json(status), "lastEventId": completed["id"],
+    }, completed["id"])
+
+
+def agent_response_of(reply: MessagePublic) -> AgentResponse:
+    """ElizaOS's `agentResponse` (and the fields of its SSE `done`): the reply's text and the agent's notes."""
+    return AgentResponse(text=reply.content, thought=reply.metadata.get("thought") or "",
+                         actions=reply.metadata.get("actions") or [])
 
 
 async def _stored_outcome(uow: AsyncUnitOfWork, resources: Resources,
@@ -220,22 +246,30 @@ async def _stored_outcome(uow: AsyncUnitOfWork, resources: Resources,
 
 def _reply_response(submission: Submission, reply: MessagePublic, status: SessionStatus, debug: bool,
                     timings: dict[str, Any]) -> Response[ReplyPublic]:
-    # What the message did to the expiry is known to the request that stored it, not to the worker.
-    sent = submission.session_status
-    status = status.model_copy(update={"was_renewed": sent.was_renewed, "renewal_blocked": sent.renewal_blocked,
-                                       "warning": sent.warning})
+    status = _as_sent(submission, status)
     # The user message was answered by the time this response is built.
     user_message = submission.user_message.model_copy(update={"status": "completed"})
-    body = ReplyPublic(**reply.model_dump(), user_message=user_message, session_status=status,
-                       debug=_debug(submission, timings) if debug else None)
+    agent_response = agent_response_of(reply)
+    body = ReplyPublic(**reply.model_dump(), user_message=user_message, agent_response=agent_response,
+                       session_status=status, debug=_debug(submission, timings) if debug else None,
+                       data=ReplyResult(user_message=user_message, agent_response=agent_response,
+                                        session_status=status))
     return Response(body, status_code=201)
 
 
+def _as_sent(submission: Submission, status: SessionStatus) -> SessionStatus:
+    """What the message did to the expiry is known to the request that stored it, not to the worker."""
+    sent = submission.session_status
+    return status.model_copy(update={"was_renewed": sent.was_renewed, "renewal_blocked": sent.renewal_blocked,
+                                     "warning": sent.warning})
+
+
 def _accepted(submission: Submission, debug: bool, timings: dict[str, Any]) -> Response[AcceptedPublic]:
-    session_id = submission.user_message.session_id
-    base = f"/api/messaging/sessions/{session_id}"
-    body = AcceptedPublic(user_message=submission.user_message, session_status=submission.session_status,
-                          events_url=f"{base}/events", messages_url=f"{base}/messages?after=seq:{submission.user_message.seq}",
+    user_message, status = submission.user_message, submission.session_status
+    base = f"/api/messaging/sessions/{user_message.session_id}"
+    body = AcceptedPublic(user_message=user_message, session_status=status, events_url=f"{base}/events",
+                          messages_url=f"{base}/messages?after=seq:{user_message.seq}",
+                          data=SendResult(user_message=user_message, session_status=status),
                           debug=_debug(submission, timings) if debug else None)
     return Response(body, status_code=202)
 

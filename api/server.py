@@ -1,38 +1,72 @@
-"""How uvicorn serves the API: httptools with bounded request heads, and small socket.io websocket messages.
+"""How uvicorn serves the API: the options that protect the process from clients, in one place.
 
-httptools (llhttp) puts no bound on a request line or a header, and both uvicorn's protocol and httptools
-grow a bytes object piece by piece as they arrive: one 96 MB `Authorization` header was read whole, copied
-over and over, and held the event loop for seconds. Here each request head is measured as its bytes arrive,
-before the parser sees them: a head over HEADER_MAX_BYTES or with more than HEADER_MAX_COUNT header lines is
-answered 431, a request line over REQUEST_LINE_MAX_BYTES 414, in the usual JSON error shape, and the
-connection is closed. Bodies stay Litestar's business (REQUEST_BODY_MAX_BYTES).
+- A request head must arrive in time: uvicorn closes an idle keep-alive connection after `timeout_keep_alive`,
+  but only once it has answered a request, so a connection that never sends one (or trickles its headers) was
+  kept forever. Each connection here must deliver its request headers within REQUEST_HEADER_TIMEOUT_SECONDS of
+  being accepted; the deadline stops as soon as they are in, so long replies and streams are unaffected.
+- A request head is bounded as its bytes arrive: httptools (llhttp) puts no bound on a request line or a
+  header, and both uvicorn's protocol and httptools grow a bytes object piece by piece, so one 96 MB
+  `Authorization` header was read whole, copied over and over, and held the event loop for seconds. Each head
+  is measured before the parser sees it: over HEADER_MAX_BYTES or with more than HEADER_MAX_COUNT header lines
+  it is answered 431, a request line over REQUEST_LINE_MAX_BYTES 414, in the usual JSON error shape, and the
+  connection is closed. Bodies stay Litestar's business (REQUEST_BODY_MAX_BYTES).
+- Websocket messages (socket.io's) are at most SOCKETIO_MAX_MESSAGE_BYTES: uvicorn reads a whole message before
+  handing it over (16 MiB by default).
 """
 
 from __future__ import annotations
 
-import logging
+import asyncio
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 import orjson
+import structlog
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api.errors import error_body
 from api.headers import COMMON
 from core.settings import Settings, get_settings
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 HEAD_END = (b"\r\n\r\n", b"\n\n")
 # After a refusal the rest of what the client already sent is read and dropped for this long before the
 # connection closes, so the client reads the answer instead of a reset.
 LINGER_SECONDS = 2.0
 
 
-def server_options(settings: Settings) -> dict[str, Any]:
-    """uvicorn options of the API process: this module's protocol, and websocket messages no larger than a
-    socket.io message may be (uvicorn reads a whole message before handing it over: 16 MiB by default)."""
-    return {"http": "api.server:HeadLimitedProtocol", "ws_max_size": settings.socketio_max_message_bytes}
+class HeaderDeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, closing connections whose first request headers are late."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_timeout = get_settings().request_header_timeout_seconds
+        self._header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._header_deadline = self.loop.call_later(self._header_timeout, self._headers_too_late)
+
+    def on_headers_complete(self) -> None:
+        self._stop_header_deadline()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_deadline()
+        super().connection_lost(exc)
+
+    def _stop_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_too_late(self) -> None:
+        self._header_deadline = None
+        if not self.transport.is_closing():
+            # Debug only: thousands of idle sockets (a flood) must not turn into thousands of log lines.
+            log.debug("closed a connection that sent no request headers in time", timeout_seconds=self._header_timeout)
+            self.transport.close()
 
 
 @dataclass(frozen=True)
@@ -87,8 +121,9 @@ class HeadMeter:
         return None
 
 
-class HeadLimitedProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, refusing oversized request heads before they reach the parser."""
+class HeadLimitedProtocol(HeaderDeadlineProtocol):
+    """The API's protocol: request headers in time, and oversized request heads refused before they reach
+    the parser."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -112,8 +147,9 @@ class HeadLimitedProtocol(HttpToolsProtocol):
 
     def _refuse(self, refusal: Refusal) -> None:
         self._refused = True
+        self._stop_header_deadline()  # what the client sends now is dropped; the connection closes below
         client = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown"
-        log.warning("request head refused: %s", refusal.message, extra={"client": client, "code": refusal.code})
+        log.warning("request head refused", reason=refusal.message, client=client, code=refusal.code)
         body = orjson.dumps(error_body(refusal.code, refusal.message, {"limit": refusal.limit}))
         head = [f"HTTP/1.1 {refusal.status} {HTTPStatus(refusal.status).phrase}", "content-type: application/json",
                 f"content-length: {len(body)}", "connection: close",
@@ -123,3 +159,8 @@ class HeadLimitedProtocol(HttpToolsProtocol):
             self.transport.write_eof()
         self._unset_keepalive_if_required()
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+def server_options() -> dict[str, Any]:
+    """uvicorn's options for the API server (besides host, port and workers)."""
+    return {"http": HeadLimitedProtocol, "ws_max_size": get_settings().socketio_max_message_bytes}

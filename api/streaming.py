@@ -1,7 +1,8 @@
-"""Server-sent events framing: `event: <type>`, `id: <envelope id>` (durable events only), `data: <envelope>`.
+"""Server-sent events framing.
 
-Only durable events carry an SSE id, so the Last-Event-ID a client resumes from always names a stored
-event. Chunks and the `done`/`error` events that end an SSE reply carry none.
+`/events`: `event: <type>`, `id: <envelope id>` (durable events only), `data: <envelope>`. Only durable events
+carry an SSE id, so the Last-Event-ID a client resumes from always names a stored event.
+The SSE reply of `POST .../messages` speaks ElizaOS's vocabulary instead (see `api/sending.py`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+import structlog
+from litestar.types import Receive, Scope, Send
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import SendTimeoutError
 
 from api.resources import Resources
 from core.auth import Principal
@@ -21,25 +25,49 @@ from core.services.events import SessionFeed, follow_session
 from core.settings import Settings
 from core.streams import StreamSlot
 
-# A client that takes no data for this long is dropped: its events would otherwise pile up in memory.
-SEND_TIMEOUT_SECONDS = 30.0
+# Lines end with "\n" alone, as ElizaOS writes them: readers written for it split events on "\n\n"
+# (sse-starlette's default "\r\n" is valid SSE too, but those readers never see an event end).
+SEP = "\n"
+log = structlog.get_logger(__name__)
+
+
+class EventStreamResponse(EventSourceResponse):
+    """sse-starlette's response; a client dropped for taking no data (SSE_SEND_TIMEOUT_SECONDS) is one log line.
+
+    sse-starlette raises SendTimeoutError out of the response, which the ASGI server would log as an
+    application error with a traceback: dropping a slow reader is the intended behaviour, not a fault.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            log.warning("dropped an event-stream client that took no data", path=scope.get("path"),
+                        send_timeout_seconds=self.send_timeout)
 
 
 def sse_response(events: AsyncIterator[ServerSentEvent], settings: Settings) -> EventSourceResponse:
-    return EventSourceResponse(events, ping=settings.sse_ping_seconds, send_timeout=SEND_TIMEOUT_SECONDS)
+    return EventStreamResponse(events, ping=settings.sse_ping_seconds, send_timeout=settings.sse_send_timeout_seconds,
+                               sep=SEP)
 
 
 def sse_event(envelope: dict[str, Any]) -> ServerSentEvent:
     event_id = envelope.get("id")
     durable = event_id is not None and parse_event_id(event_id)[1] == 0
     return ServerSentEvent(data=orjson.dumps(envelope).decode(), event=envelope["type"],
-                           id=event_id if durable else None)
+                           id=event_id if durable else None, sep=SEP)
 
 
-def terminal_event(kind: str, session_id: uuid.UUID, data: dict[str, Any]) -> ServerSentEvent:
-    """`done` or `error`: not session events, so no id (resuming /events skips nothing because of them)."""
-    return sse_event({"id": None, "type": kind, "sessionId": str(session_id), "data": data,
-                      "createdAt": isoformat(utcnow())})
+def reply_event(kind: str, data: dict[str, Any], event_id: str | None = None) -> ServerSentEvent:
+    """An event of an SSE reply, framed as ElizaOS frames it: the payload itself as data, no envelope.
+    `event_id` is the durable event it stands for (user_message, done, a failure's error), if any."""
+    return ServerSentEvent(data=orjson.dumps(data).decode(), event=kind, id=event_id, sep=SEP)
+
+
+def reply_error(code: str, message: str, message_id: str, event_id: str | None = None) -> ServerSentEvent:
+    """ElizaOS readers read `error`; ours read `code` and `message`."""
+    return reply_event("error", {"error": message, "code": code, "message": message, "messageId": message_id},
+                       event_id)
 
 
 TOKEN_EXPIRED = {"code": "TOKEN_EXPIRED",
@@ -53,7 +81,9 @@ async def event_stream(feed: SessionFeed, principal: Principal, slot: StreamSlot
         while True:
             left = principal.seconds_left(utcnow())
             if left is not None and left <= 0:
-                yield terminal_event("error", feed.session_id, TOKEN_EXPIRED)
+                # Not a session event: no id, so resuming from Last-Event-ID skips nothing.
+                yield sse_event({"id": None, "type": "error", "sessionId": str(feed.session_id),
+                                 "data": TOKEN_EXPIRED, "createdAt": isoformat(utcnow())})
                 return
             try:
                 event = await feed.next(left)

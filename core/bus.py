@@ -13,10 +13,10 @@ import contextlib
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import redis
@@ -25,6 +25,7 @@ import redis.asyncio as aredis
 from core.clock import isoformat, utcnow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -138,9 +139,30 @@ class AsyncEventPublisher:
         self._ttl = stream_ttl_seconds
 
     async def publish(self, events: Iterable[Event]) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        _queue_publish(pipe, self._keys, self._maxlen, self._ttl, events)
-        await pipe.execute(raise_on_error=False)
+        events = list(events)
+
+        async def send() -> None:
+            pipe = self._redis.pipeline(transaction=False)
+            _queue_publish(pipe, self._keys, self._maxlen, self._ttl, events)
+            await pipe.execute(raise_on_error=False)
+
+        await on_a_live_connection(self._redis, send)
+
+
+async def on_a_live_connection(client: aredis.Redis, command: Callable[[], Awaitable[T]]) -> T:
+    """Run a Redis command, once more on a fresh connection if the pooled one was dead.
+
+    After a Redis restart every idle pooled connection is dead, and redis-py finds out only by using it
+    ("Connection closed by server"). A dead socket means the command never reached the new server, so
+    trying again is safe; the pool's other idle connections are dropped too, so the next callers do not
+    each pay one failure.
+    """
+    try:
+        return await command()
+    except redis.ConnectionError:
+        with contextlib.suppress(redis.RedisError, OSError):
+            await client.connection_pool.disconnect(inuse_connections=False)
+        return await command()
 
 
 def _queue_publish(pipe: Any, keys: Keys, maxlen: int, ttl: int, events: Iterable[Event]) -> None:

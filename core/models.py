@@ -24,6 +24,10 @@ def _moment(nullable: bool = False, index: bool = False) -> Any:
     return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
 
 
+def _created_at(context: Any) -> datetime:
+    return context.get_current_parameters()["created_at"]
+
+
 class Agent(SQLModel, table=True):
     __tablename__ = "agents"
 
@@ -32,6 +36,8 @@ class Agent(SQLModel, table=True):
     provider: str = Field(max_length=32)  # eliza | echo | openai
     settings: dict[str, Any] = _json()
     created_at: datetime = _moment()
+    # Last changed by the API or a character file (migration 0006); an insert that names no time gets created_at.
+    updated_at: datetime = Field(default=None, sa_column=Column(UTCDateTime(), nullable=False, default=_created_at))
 
 
 class Session(SQLModel, table=True):
@@ -80,6 +86,8 @@ class Message(SQLModel, table=True):
         UniqueConstraint("session_id", "seq", name="uq_messages_session_seq"),
         UniqueConstraint("session_id", "idempotency_key", name="uq_messages_session_idempotency_key"),
         Index("ix_messages_status_created_at", "status", "created_at"),
+        # A history cursor names a message by its millisecond (migration 0005).
+        Index("ix_messages_session_id_created_at", "session_id", "created_at"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

@@ -24,7 +24,8 @@ UserId = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN)]
 Provider = Literal["eliza", "echo", "openai"]
 SessionStatusName = Literal["active", "paused", "ended", "expired"]
 Transport = Literal["http", "sse", "websocket"]
-Mode = Literal["sync", "stream", "async"]
+# ElizaOS's legacy `mode` names (`websocket`) and ours (`async`): sync = http, stream = sse, async = websocket.
+Mode = Literal["sync", "stream", "websocket", "async"]
 Scope = Literal["sessions:read", "sessions:write"]
 
 
@@ -83,22 +84,38 @@ class Schema(BaseModel):
         return isoformat(value) if isinstance(value, datetime) else value
 
 
-class AgentPublic(Schema):
+class AgentSummary(Schema):
+    """An agent as a list shows it: the fields ElizaOS's `Agent` type declares (`bio`, `status`, and epoch
+    millisecond timestamps, as ElizaOS stores agents), plus our provider. Agent pickers read these."""
+
     id: uuid.UUID
     name: str
     provider: str
+    bio: str | list[str]  # the character's `settings.bio`, else its description
+    status: Literal["active", "inactive"] = "active"  # every agent here answers: there is no start/stop
+    enabled: bool = True
+    created_at: int  # epoch milliseconds
+    updated_at: int  # epoch milliseconds
+
+
+class AgentPublic(AgentSummary):
+    """One agent with its whole character document (`settings`, as `POST /api/agents` takes it)."""
+
     settings: dict[str, Any]
-    created_at: datetime
 
 
 class AgentList(Schema):
-    agents: list[AgentPublic]
+    agents: list[AgentSummary]
 
 
-class AgentDeleted(Schema):
+class Deleted(Schema):
     success: bool = True
+
+
+class AgentDeleted(Deleted):
     agent_id: uuid.UUID
     deleted_sessions: int  # sessions purged with the agent (only with ?force=true)
+    data: Deleted  # ElizaOS's client returns `data` from any body that has `success`
 
 
 class TimeoutConfigUpdate(Schema):
@@ -181,8 +198,23 @@ class SessionStats(Schema):
     by_status: dict[str, int]
 
 
+class SessionCreated(SessionPublic):
+    debug: dict[str, Any] | None = None  # with X-Debug: true, where allowed (see Principal.may_debug)
+
+
+class EndedSession(Deleted):
+    session_id: uuid.UUID
+    status: str  # ended, expired, or purged
+    purged: bool
+
+
+class EndedSessionPublic(EndedSession):
+    data: EndedSession  # what ElizaOS's client returns from deleteSession
+
+
 class SessionPage(Schema):
     sessions: list[SessionPublic]
+    total: int  # sessions matching the filters, on every page (ElizaOS's listSessions reads it)
     has_more: bool
     next_cursor: str | None
     stats: SessionStats
@@ -228,32 +260,66 @@ class MessagePublic(Schema):
     status: Literal["pending", "processing", "completed", "failed"]
     reply_to: uuid.UUID | None = None
     created_at: datetime
+    # The client's metadata, and the agent's flat notes (thought, actions, confidence, ...): flat values only,
+    # as ElizaOS's `SessionMessageMetadata` declares; what is nested has a field of its own below.
     metadata: dict[str, Any]
+    attachments: list[Any] | None = None  # as sent
+    analysis: dict[str, Any] | None = None  # the exchange's conversation analysis (README, "Conversation state")
     error: str | None = None
 
 
-class ReplyPublic(MessagePublic):
-    """The agent's reply to a blocking send, with the stored user message and the session's status."""
+class AgentResponse(Schema):
+    """ElizaOS's `agentResponse`: the reply's text and the agent's notes."""
 
+    text: str
+    thought: str = ""
+    actions: list[str] = Field(default_factory=list)
+
+
+class SendResult(Schema):
+    """What ElizaOS's client returns from `sendMessage` (its `MessageResponse`): the `data` of a send's answer."""
+
+    success: bool = True
     user_message: MessagePublic
     session_status: SessionStatus
+
+
+class ReplyResult(SendResult):
+    agent_response: AgentResponse
+
+
+class ReplyPublic(MessagePublic):
+    """The agent's reply to a blocking send, at the top level as the guide reads it (`content`,
+    `metadata.thought`), with the stored user message, the session's status and, for ElizaOS clients,
+    `success`, `agentResponse` and `data` (their client returns `data` from any body that has `success`)."""
+
+    success: bool = True
+    user_message: MessagePublic
+    agent_response: AgentResponse
+    session_status: SessionStatus
+    data: ReplyResult
     debug: dict[str, Any] | None = None
 
 
 class AcceptedPublic(Schema):
-    """A send answered before the reply exists (async transport, or the wait limit passed)."""
+    """A send answered before the reply exists (websocket transport, or the wait limit passed)."""
 
     status: Literal["accepted"] = "accepted"
+    success: bool = True
     user_message: MessagePublic
     session_status: SessionStatus
+    data: SendResult
     events_url: str
     messages_url: str
     debug: dict[str, Any] | None = None
 
 
 class Cursors(Schema):
-    before: str | None
-    after: str | None
+    """Where the page starts and ends, for `before`/`after`: epoch milliseconds with a fraction telling apart
+    the messages of one millisecond (`seq:N` in the rare case a number cannot; see core/positions.py)."""
+
+    before: float | str | None
+    after: float | str | None
 
 
 class MessagePage(Schema):
@@ -312,6 +378,29 @@ class Health(Schema):
     uptime: float  # seconds
     version: str
     components: dict[str, ComponentHealth]
+
+
+class ServerCheck(Schema):
+    status: Literal["pass", "fail"]
+    message: str  # e.g. "up in 1.2 ms", "down: ConnectionError"
+
+
+class ServerHealth(Schema):
+    """`GET /api/server/health`, as ElizaOS's client declares it (`ServerHealth`), plus the ElizaOS server's
+    `dependencies.agents` and `agentCount`. The same checks as the sessions health route."""
+
+    status: Literal["healthy", "degraded", "unhealthy"]
+    uptime: float  # seconds
+    timestamp: datetime
+    version: str
+    checks: dict[str, ServerCheck]
+    dependencies: dict[str, Literal["healthy", "no_agents"]]
+    agent_count: int
+
+
+class ServerPing(Schema):
+    pong: bool = True
+    timestamp: int  # epoch milliseconds
 
 
 class ServerSentEvent(Schema):

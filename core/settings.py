@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     reply_wait_seconds: float = 30.0
     # Keep-alive comment sent on idle SSE streams, so proxies and clients keep them open.
     sse_ping_seconds: float = Field(15.0, gt=0)
+    # An SSE client that takes no data for this long is dropped: its events would otherwise pile up in memory.
+    sse_send_timeout_seconds: float = Field(30.0, gt=0)
+    # A connection must send its request headers within this long of being accepted, or it is closed
+    # (idle sockets would otherwise be held forever). Replies and streams after the headers are not limited.
+    request_header_timeout_seconds: float = Field(10.0, gt=0)
     # Redis connections per API process for commands; events reach all its listeners over one more.
     api_redis_max_connections: int = Field(8, ge=2)
 

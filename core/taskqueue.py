@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import orjson
 import redis.asyncio as aredis
 
-from core.bus import Keys
+from core.bus import Keys, on_a_live_connection
 from core.logs import REQUEST_ID_HEADER, current_request_id
 
 PROCESS_SESSION_TASK = "sessions.process"
@@ -60,4 +60,4 @@ class AsyncTaskSender:
 
     async def process_session(self, session_id: uuid.UUID) -> None:
         message = task_message(PROCESS_SESSION_TASK, [str(session_id)], self._queue, request_id=current_request_id())
-        await self._redis.lpush(self._queue_key, message)
+        await on_a_live_connection(self._redis, lambda: self._redis.lpush(self._queue_key, message))

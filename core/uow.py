@@ -67,16 +67,22 @@ class AsyncUnitOfWork:
         sessions, self._sessions_to_process = self._sessions_to_process, []
         # The transaction is committed: a Redis failure now must not turn it into an error response (the
         # client would resend a stored message). A lost event is still in `session_events` for streams to
-        # catch up from; a lost task leaves the message `pending` for the sweep.
-        try:
-            # Publish before asking a worker: its events (seq + 1 ...) then reach the Stream after ours, so the
-            # Stream keeps no hole that would send readers to the database.
-            if events:
+        # catch up from; a lost task leaves the message `pending` for the sweep. Each is tried on its own, so
+        # an event that could not be published does not hold back the task.
+        # Publish before asking a worker: its events (seq + 1 ...) then reach the Stream after ours, so the
+        # Stream keeps no hole that would send readers to the database.
+        if events:
+            try:
                 await self._publisher.publish(events)
-            for session_id in dict.fromkeys(sessions):
+            except RedisError as exc:
+                log.warning("after commit, Redis refused the events; readers catch up from the database",
+                            error=str(exc))
+        for session_id in dict.fromkeys(sessions):
+            try:
                 await self._tasks.process_session(session_id)
-        except RedisError as exc:
-            log.warning("after commit, Redis refused the task or events; the sweep recovers them", error=str(exc))
+            except RedisError as exc:
+                log.warning("after commit, Redis refused the task; the sweep re-queues the session",
+                            session_id=str(session_id), error=str(exc))
 
     async def rollback(self) -> None:
         self._events.clear()

@@ -47,15 +47,14 @@ def parse_uuid(value: str, field: str) -> uuid.UUID:
 
 
 def moment_from(value: str) -> datetime:
-    """An ISO 8601 timestamp (UTC when it has no offset) or epoch milliseconds; ValueError otherwise."""
+    """An ISO 8601 timestamp (UTC when it has no offset) or epoch milliseconds, in UTC; ValueError otherwise
+    (also for a moment UTC cannot hold, such as the first hour of year 1 east of Greenwich)."""
     value = value.strip()
     try:
         if value.lstrip("-").isdigit():
             return datetime.fromtimestamp(int(value) / 1000, UTC)
         moment = datetime.fromisoformat(value)
-        # In UTC, as the databases compare it: 0001-01-01T00:00+14:00 or 9999-12-31T23:59-14:00 leave the
-        # range of dates and must be refused here, not by the database driver (a 500).
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     except (OverflowError, OSError) as error:
         raise ValueError(str(error)) from None
 

@@ -6,6 +6,7 @@ removes them at the end, so runs never see each other's data.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import httpx
 import pytest
 import redis
 
+from tests.reliability.servers import RedisServer
 from tests.support.databases import REDIS_URL, prepare, scratch_postgres
 from tests.support.openai_server import FakeOpenAI
 from tests.support.processes import Stack, stack_env
@@ -56,6 +58,17 @@ def redis_prefix(run_id: str, redis_client: redis.Redis) -> Iterator[str]:
     yield prefix
     for key in redis_client.scan_iter(match=f"{prefix}*", count=1000):
         redis_client.delete(key)
+
+
+@pytest.fixture()
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own on a free port, which it may stop and restart (never the shared one)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not found")
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

@@ -26,8 +26,8 @@ class AgentController(Controller):
     tags = ["agents"]
 
     @get("/", summary="List agents", opt=ANY, responses=errors(*GUARDED))
-    async def list_agents(self, uow: UnitOfWorkDep, principal: PrincipalDep) -> AgentList:
-        return await agents.list_agents(uow, full=principal.role == "admin")
+    async def list_agents(self, uow: UnitOfWorkDep) -> AgentList:
+        return await agents.list_agents(uow)
 
     @post("/", status_code=201, summary="Create an agent from a character (server key only)", opt=ADMIN,
           responses=errors(*WITH_BODY, 409))

@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody, PathParameter, QueryParameter
 from litestar.types import ASGIApp
 from sse_starlette import EventSourceResponse
 
+from api.debug import session_created, wants_debug
 from api.dependencies import PrincipalDep, ResourcesDep, UnitOfWorkDep
 from api.responses import GUARDED, WITH_BODY, errors
 from api.sending import send
@@ -18,19 +19,21 @@ from core.schemas import (
     USER_ID_PATTERN,
     AcceptedPublic,
     ConversationStats,
+    EndedSessionPublic,
     Health,
     MessageCreate,
     MessagePage,
     ReplyPublic,
     ServerSentEvent,
     SessionCreate,
+    SessionCreated,
     SessionPage,
     SessionPublic,
     StateHistoryPage,
     TimeoutConfigUpdate,
 )
 from core.services import conversation, messages, sessions
-from core.services.health import check_health
+from core.services.health import check_health, is_ready
 from core.validation import check_idempotency_key, parse_uuid, request_fingerprint
 
 SessionId = Annotated[str, PathParameter(description="The session's id (a UUID)", schema_extra={"format": "uuid"})]
@@ -51,11 +54,13 @@ class SessionController(Controller):
 
     @post("/", status_code=201, summary="Create a session", opt=WRITE, responses=errors(*WITH_BODY, 404, 409, 422, 429))
     async def create(self, data: JSONBody[SessionCreate], uow: UnitOfWorkDep, resources: ResourcesDep,
-                     principal: PrincipalDep, idempotency_key: IdempotencyKey = None) -> SessionPublic:
-        fingerprint = request_fingerprint(data.model_dump(mode="json", exclude_none=True))
-        return await sessions.create_session(uow, resources.settings, data, utcnow(),
-                                             check_idempotency_key(idempotency_key), fingerprint,
-                                             owner=principal.owner, limiter=resources.limiter)
+                     principal: PrincipalDep, idempotency_key: IdempotencyKey = None,
+                     x_debug: DebugHeader = None) -> SessionCreated:
+        started, fingerprint = time.perf_counter(), request_fingerprint(data.model_dump(mode="json", exclude_none=True))
+        session = await sessions.create_session(uow, resources.settings, data, utcnow(),
+                                                check_idempotency_key(idempotency_key), fingerprint,
+                                                owner=principal.owner, limiter=resources.limiter)
+        return session_created(session, wants_debug(x_debug, principal, resources.settings), started)
 
     @get("/", summary="List sessions (a user token sees only its own)", responses=errors(*GUARDED))
     async def list_sessions(
@@ -75,6 +80,17 @@ class SessionController(Controller):
     async def health(self, uow: UnitOfWorkDep, resources: ResourcesDep) -> Health:
         return await check_health(uow, resources.redis, resources.settings, utcnow(),
                                   time.monotonic() - resources.started_at, resources.hub.connected)
+
+    @get("/health/ready", summary="Readiness: 200 when the database, Redis and the event bus are up, else 503",
+         description="For load balancers and orchestrators: the same body as /health, with 503 whenever the "
+                     "process cannot serve a message (any component down).",
+         opt={"access": "health"}, security=[{}],
+         responses={**errors(401), 503: ResponseSpec(Health, description="Not ready: a component is down",
+                                                     generate_examples=False)})
+    async def ready(self, uow: UnitOfWorkDep, resources: ResourcesDep) -> Response[Health]:
+        health = await check_health(uow, resources.redis, resources.settings, utcnow(),
+                                    time.monotonic() - resources.started_at, resources.hub.connected)
+        return Response(health, status_code=200 if is_ready(health) else 503)
 
     @get("/stats", summary="Conversation state aggregates for dashboards (a user token: its own sessions)",
          description="Sessions counted by current stage, sentiment and engagement, with average agent confidence "
@@ -101,7 +117,7 @@ class SessionController(Controller):
     @delete("/{session_id:str}", status_code=200, summary="End (archive) or purge a session", opt=WRITE,
             responses=errors(*GUARDED, 404))
     async def end(self, session_id: SessionId, uow: UnitOfWorkDep, resources: ResourcesDep, principal: PrincipalDep,
-                  purge: Annotated[bool, QueryParameter(name="purge")] = False) -> dict[str, Any]:
+                  purge: Annotated[bool, QueryParameter(name="purge")] = False) -> EndedSessionPublic:
         return await sessions.end_session(uow, resources.settings, parse_uuid(session_id, "sessionId"), utcnow(),
                                           purge, owner=principal.owner)
 
@@ -118,8 +134,8 @@ class SessionController(Controller):
     async def send_message(self, session_id: SessionId, data: JSONBody[MessageCreate], uow: UnitOfWorkDep,
                            resources: ResourcesDep, request: Request, principal: PrincipalDep,
                            idempotency_key: IdempotencyKey = None, x_debug: DebugHeader = None) -> ASGIApp:
-        debug = (x_debug or "").lower() == "true" and principal.may_debug(resources.settings)
-        return await send(uow, resources, parse_uuid(session_id, "sessionId"), data, idempotency_key, debug=debug,
+        return await send(uow, resources, parse_uuid(session_id, "sessionId"), data, idempotency_key,
+                          debug=wants_debug(x_debug, principal, resources.settings),
                           accept=request.headers.get("accept"), owner=principal.owner)
 
     # An endless stream: kept out of the OpenAPI schema (documented in docs/api.md).

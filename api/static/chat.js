@@ -34,7 +34,7 @@ async function api(path, { method = 'GET', body, extraHeaders } = {}) {
   return data;
 }
 
-// Server-sent events over fetch, so requests can carry auth headers (EventSource cannot).
+// Server-sent events over fetch, so requests can carry auth headers (EventSource cannot): {event, data}.
 async function* readEvents(response) {
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
@@ -47,10 +47,12 @@ async function* readEvents(response) {
       const block = buffer.slice(0, end);
       buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, '');
       let data = '';
+      let event = 'message';
       for (const line of block.split(/\r?\n/)) {
         if (line.startsWith('data:')) data += (data ? '\n' : '') + line.slice(5).replace(/^ /, '');
+        if (line.startsWith('event:')) event = line.slice(6).trim();
       }
-      if (data) yield JSON.parse(data);
+      if (data) yield { event, data: JSON.parse(data) };
     }
   }
 }
@@ -189,7 +191,7 @@ async function followEvents(sessionId) {
     const response = await fetch(`${SESSIONS}/${sessionId}/events`, { headers: headers({ Accept: 'text/event-stream' }),
                                                                      signal: controller.signal });
     if (!response.ok || !response.headers.get('content-type')?.includes('text/event-stream')) return;
-    for await (const envelope of readEvents(response)) onEvent(envelope);
+    for await (const { data: envelope } of readEvents(response)) onEvent(envelope);
   } catch (error) {
     if (error.name !== 'AbortError') console.warn('event stream closed', error);
   }
@@ -250,18 +252,21 @@ async function send(content) {
     if (reply.sessionStatus) showState(reply.sessionStatus.state);
     return;
   }
+  // The reply speaks ElizaOS's SSE vocabulary: user_message, chunk..., then done or error.
   let draft = null;
-  for await (const envelope of readEvents(response)) {
-    const { type, data } = envelope;
-    if (type === 'message.chunk') {
-      draft ??= { id: data.messageId, seq: Number.MAX_SAFE_INTEGER, role: 'agent', content: '' };
-      draft.content += data.delta;
+  for await (const { event, data } of readEvents(response)) {
+    if (event === 'user_message') {
+      render(data);
+    } else if (event === 'chunk') {
+      if (data.index === 0 || !draft) draft = { id: data.messageId, seq: Number.MAX_SAFE_INTEGER, role: 'agent', content: '' };
+      draft.content += data.chunk;
       render(draft);
-      view.rendered.get(draft.id).classList.add('streaming');  // until message.completed replaces it
-    } else if (type === 'error') {
+      view.rendered.get(draft.id).classList.add('streaming');  // until `done` brings the stored reply
+    } else if (event === 'done') {
+      render(data.message);
+      showState(data.sessionStatus.state);
+    } else if (event === 'error') {
       throw new ApiError(502, { error: data });
-    } else {
-      onEvent(envelope);
     }
   }
 }

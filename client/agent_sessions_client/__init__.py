@@ -52,6 +52,7 @@ from agent_sessions_client.events import (
 from agent_sessions_client.schemas import (
     AcceptedPublic,
     AgentPublic,
+    AgentSummary,
     ConversationState,
     Health,
     MessagePage,
@@ -64,8 +65,8 @@ from agent_sessions_client.schemas import (
 from agent_sessions_client.sessions import AsyncSessionsClient, SessionsClient
 
 __all__ = [
-    "AcceptedPublic", "AgentFailed", "AgentInUse", "AgentNameTaken", "AgentNotFound", "AgentPublic", "ApiError",
-    "AsyncSessionsClient", "Conflict", "ConversationState", "Done", "ErrorEvent", "Event", "Forbidden", "Health",
+    "AcceptedPublic", "AgentFailed", "AgentInUse", "AgentNameTaken", "AgentNotFound", "AgentPublic", "AgentSummary",
+    "ApiError", "AsyncSessionsClient", "Conflict", "ConversationState", "Done", "ErrorEvent", "Event", "Forbidden", "Health",
     "IdempotencyKeyReused", "InsufficientScope", "InvalidRequest", "MaxDurationExceeded", "MessageChunk",
     "MessageCompleted", "MessageCreated", "MessageFailed", "MessagePage", "MessagePublic", "MessageSuperseded",
     "NotFound", "RateLimited", "ReplyPending", "ReplyPublic", "ReplyTimeout", "ServiceUnavailable", "SessionBusy",

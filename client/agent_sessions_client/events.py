@@ -1,6 +1,8 @@
 """Typed session events, from an SSE reply or the `/events` stream.
 
-Each event is an envelope `{id, type, sessionId, data, createdAt}`; `parse_event` picks its class by type.
+On `/events` each event is an envelope `{id, type, sessionId, data, createdAt}`; `parse_event` picks its class
+by type. The SSE reply of a send speaks ElizaOS's vocabulary (`user_message`, `chunk`, `done`, `error`);
+`events_of_reply_event` turns each of its events into the same typed events.
 """
 
 from __future__ import annotations
@@ -111,6 +113,29 @@ def parse_event(event_type: str, raw_data: str, event_id: str | None = None) -> 
         session_id=payload.get("sessionId") if is_envelope else None,
         created_at=payload.get("createdAt") if is_envelope else None,
     )
+
+
+def events_of_reply_event(event_type: str, raw_data: str, event_id: str | None = None) -> list[Event]:
+    """The typed events one event of an SSE reply stands for."""
+    data = json.loads(raw_data) if raw_data else {}
+    if event_type == "user_message":
+        return [MessageCreated(type="message.created", data={"message": data}, id=event_id)]
+    if event_type == "chunk":
+        return [MessageChunk(type="message.chunk", data={"messageId": data.get("messageId"), "replyTo": data.get(
+            "replyTo"), "index": data.get("index", 0), "delta": data.get("chunk", "")})]
+    if event_type == "done":
+        status = data.get("sessionStatus") or {}
+        return [MessageCompleted(type="message.completed", id=event_id, data={
+                    "message": data["message"], "replyTo": data.get("replyTo"), "sessionStatus": status or None}),
+                StateUpdated(type="state.updated", data={"state": status.get("state", {}),
+                                                         "messageId": data.get("replyTo")}),
+                Done(type="done", data={"lastEventId": data.get("lastEventId")})]
+    if event_type == "error":
+        error = {"code": data.get("code", "AGENT_FAILED"), "message": data.get("message") or data.get("error", "")}
+        failed = [] if error["code"] == "REPLY_TIMEOUT" else [
+            MessageFailed(type="message.failed", data={"messageId": data.get("messageId"), "error": error}, id=event_id)]
+        return [*failed, ErrorEvent(type="error", data=error)]
+    return [parse_event(event_type, raw_data, event_id)]
 
 
 def events_of_reply(body: dict[str, Any]) -> list[Event]:

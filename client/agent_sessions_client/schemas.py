@@ -35,7 +35,10 @@ def _read(kind: Any, value: Any) -> Any:
         return None
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
-        return _read(next(arg for arg in typing.get_args(kind) if arg is not type(None)), value)
+        options = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+        # A union of plain types (a cursor: number or "seq:N") keeps the one the JSON value has.
+        plain = next((arg for arg in options if arg in (str, int, float, bool) and isinstance(value, arg)), None)
+        return _read(plain or options[0], value)
     if origin is list:
         return [_read(typing.get_args(kind)[0], item) for item in value]
     if origin is dict:
@@ -62,12 +65,20 @@ class Schema:
 
 
 @dataclass(frozen=True, kw_only=True)
-class AgentPublic(Schema):
+class AgentSummary(Schema):
     id: uuid.UUID
     name: str
     provider: str
+    bio: str | list[str]
+    status: str = "active"
+    enabled: bool = True
+    created_at: int  # epoch milliseconds, as ElizaOS's Agent type has them
+    updated_at: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentPublic(AgentSummary):
     settings: dict[str, Any]
-    created_at: datetime
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,6 +151,7 @@ class SessionStats(Schema):
 @dataclass(frozen=True, kw_only=True)
 class SessionPage(Schema):
     sessions: list[SessionPublic]
+    total: int  # sessions matching the filters, on every page
     has_more: bool
     next_cursor: str | None
     stats: SessionStats
@@ -176,16 +188,29 @@ class MessagePublic(Schema):
     status: str  # pending, processing, completed or failed
     reply_to: uuid.UUID | None = None
     created_at: datetime
-    metadata: dict[str, Any]
+    metadata: dict[str, Any]  # flat values: the client's metadata and the agent's notes (thought, actions, ...)
+    attachments: list[Any] | None = None
+    analysis: dict[str, Any] | None = None  # the exchange's conversation analysis
     error: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReplyPublic(MessagePublic):
-    """The agent's reply to a blocking send, with the stored user message and the session's status."""
+class AgentResponse(Schema):
+    text: str
+    thought: str = ""
+    actions: list[str] = dataclasses.field(default_factory=list)
 
+
+@dataclass(frozen=True, kw_only=True)
+class ReplyPublic(MessagePublic):
+    """The agent's reply to a blocking send, with the stored user message and the session's status (and, for
+    ElizaOS clients, `success`, `agentResponse` and `data`)."""
+
+    success: bool = True
     user_message: MessagePublic
+    agent_response: AgentResponse
     session_status: SessionStatus
+    data: dict[str, Any]  # what ElizaOS's client returns: success, userMessage, agentResponse, sessionStatus
     debug: dict[str, Any] | None = None
 
 
@@ -194,8 +219,10 @@ class AcceptedPublic(Schema):
     """A send answered before the reply exists (the server's wait limit passed)."""
 
     status: str = "accepted"
+    success: bool = True
     user_message: MessagePublic
     session_status: SessionStatus
+    data: dict[str, Any]  # what ElizaOS's client returns: success, userMessage, sessionStatus
     events_url: str
     messages_url: str
     debug: dict[str, Any] | None = None
@@ -203,8 +230,10 @@ class AcceptedPublic(Schema):
 
 @dataclass(frozen=True, kw_only=True)
 class Cursors(Schema):
-    before: str | None
-    after: str | None
+    """Numbers (epoch ms, a fraction telling apart one millisecond's messages), or seq:N where a number cannot."""
+
+    before: float | str | None
+    after: float | str | None
 
 
 @dataclass(frozen=True, kw_only=True)

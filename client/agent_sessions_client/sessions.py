@@ -17,10 +17,11 @@ import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
 from agent_sessions_client.errors import ReplyPending, error_for, raise_for_error
-from agent_sessions_client.events import ErrorEvent, Event, events_of_reply, parse_event
+from agent_sessions_client.events import ErrorEvent, Event, events_of_reply, events_of_reply_event, parse_event
 from agent_sessions_client.schemas import (
     AcceptedPublic,
     AgentPublic,
+    AgentSummary,
     Health,
     MessagePage,
     MessagePublic,
@@ -85,6 +86,12 @@ def _event_of(sse: ServerSentEvent) -> Event | None:
     return parse_event(sse.event, sse.data, sse.id)
 
 
+def _reply_events_of(sse: ServerSentEvent) -> list[Event]:
+    if sse.event == "message" and not sse.data:
+        return []  # a blank keep-alive, not an event
+    return events_of_reply_event(sse.event, sse.data, sse.id)
+
+
 def _raise_if_error(event: Event) -> None:
     if isinstance(event, ErrorEvent):
         raise error_for(502, {"error": event.data})
@@ -99,8 +106,8 @@ class _Calls:
     def health(self) -> Health:
         return self._run(Call("GET", f"{SESSIONS}/health", _model(Health)))
 
-    def list_agents(self) -> list[AgentPublic]:
-        return self._run(Call("GET", "/api/agents", lambda r: [AgentPublic.from_json(a)
+    def list_agents(self) -> list[AgentSummary]:
+        return self._run(Call("GET", "/api/agents", lambda r: [AgentSummary.from_json(a)
                                                                for a in r.json()["agents"]]))
 
     def create_agent(self, name: str, provider: str = "eliza", settings: dict[str, Any] | None = None) -> AgentPublic:
@@ -131,8 +138,8 @@ class _Calls:
                               json=_drop_none({"content": content, "metadata": metadata}),
                               headers=_idempotency(idempotency_key)))
 
-    def history_page(self, session_id: str | uuid.UUID, *, limit: int = 50, before: str | None = None,
-                     after: str | None = None) -> MessagePage:
+    def history_page(self, session_id: str | uuid.UUID, *, limit: int = 50, before: str | float | None = None,
+                     after: str | float | None = None) -> MessagePage:
         params = _drop_none({"limit": limit, "before": before, "after": after})
         return self._run(Call("GET", _session(session_id, "/messages"), _model(MessagePage), params=params))
 
@@ -189,7 +196,7 @@ class SessionsClient(_Calls):
         return call.parse(response)
 
     def history(self, session_id: str | uuid.UUID, *, page_size: int = 50,
-                before: str | None = None) -> Iterator[MessagePublic]:
+                before: str | float | None = None) -> Iterator[MessagePublic]:
         """Every message, newest first, fetching pages (by cursor) as the iteration goes."""
         while True:
             page = self.history_page(session_id, limit=page_size, before=before)
@@ -215,13 +222,11 @@ class SessionsClient(_Calls):
                 yield from events_of_reply(response.json())
                 return
             for sse in EventSource(response).iter_sse():
-                event = _event_of(sse)
-                if event is None:
-                    continue
-                _raise_if_error(event)
-                yield event
-                if event.type == "done":
-                    return
+                for event in _reply_events_of(sse):
+                    _raise_if_error(event)
+                    yield event
+                    if event.type == "done":
+                        return
 
     def events(self, session_id: str | uuid.UUID, *, last_event_id: str | None = None,
                max_reconnects: int | None = None) -> Iterator[Event]:
@@ -276,7 +281,7 @@ class AsyncSessionsClient(_Calls):
         return call.parse(response)
 
     async def history(self, session_id: str | uuid.UUID, *, page_size: int = 50,  # type: ignore[override]
-                      before: str | None = None) -> AsyncIterator[MessagePublic]:
+                      before: str | float | None = None) -> AsyncIterator[MessagePublic]:
         while True:
             page = await self.history_page(session_id, limit=page_size, before=before)  # type: ignore[misc]
             for message in page.messages:
@@ -300,13 +305,11 @@ class AsyncSessionsClient(_Calls):
                     yield event
                 return
             async for sse in EventSource(response).aiter_sse():
-                event = _event_of(sse)
-                if event is None:
-                    continue
-                _raise_if_error(event)
-                yield event
-                if event.type == "done":
-                    return
+                for event in _reply_events_of(sse):
+                    _raise_if_error(event)
+                    yield event
+                    if event.type == "done":
+                        return
 
     async def events(self, session_id: str | uuid.UUID, *, last_event_id: str | None = None,
                      max_reconnects: int | None = None) -> AsyncIterator[Event]:

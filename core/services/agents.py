@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from pydantic import ValidationError
@@ -9,10 +10,10 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from core.agents.character import AgentPatch, Character, builtin_character, describe, load_character_dir, merge_patch
 from core.agents.model_access import check_model
-from core.clock import utcnow
+from core.clock import epoch_millis, utcnow
 from core.errors import AgentInUse, AgentNameTaken, AgentNotFound, InvalidInput
 from core.models import DEFAULT_AGENT_ID, agents_table, sessions_table
-from core.schemas import AgentDeleted, AgentList, AgentPublic
+from core.schemas import AgentDeleted, AgentList, AgentPublic, AgentSummary, Deleted
 from core.settings import Settings
 from core.uow import AsyncUnitOfWork
 
@@ -23,16 +24,23 @@ LIVE_STATUSES = ("active", "paused")
 PUBLIC_SETTINGS = ("description",)
 
 
+def agent_summary(row: Any) -> AgentSummary:
+    settings = row.settings
+    description = settings.get("description")
+    return AgentSummary(id=row.id, name=row.name, provider=row.provider,
+                        bio=settings.get("bio") or ([description] if description else []),
+                        created_at=epoch_millis(row.created_at), updated_at=epoch_millis(row.updated_at))
+
+
 def agent_public(row: Any, *, full: bool = True) -> AgentPublic:
     """An agent; without `full` (a user token), only the settings meant for listings."""
     settings = row.settings if full else {key: row.settings[key] for key in PUBLIC_SETTINGS if key in row.settings}
-    return AgentPublic(id=row.id, name=row.name, provider=row.provider, settings=settings,
-                       created_at=row.created_at)
+    return AgentPublic(**agent_summary(row).model_dump(), settings=settings)
 
 
-async def list_agents(uow: AsyncUnitOfWork, *, full: bool) -> AgentList:
+async def list_agents(uow: AsyncUnitOfWork) -> AgentList:
     rows = await uow.execute(select(agents_table).order_by(A.created_at, A.name))
-    return AgentList(agents=[agent_public(row, full=full) for row in rows])
+    return AgentList(agents=[agent_summary(row) for row in rows])  # summaries: no settings, for any caller
 
 
 async def get_agent_row(uow: AsyncUnitOfWork, agent_id: uuid.UUID, *, for_update: bool = False) -> Any:
@@ -56,13 +64,15 @@ async def _ensure_name_free(uow: AsyncUnitOfWork, name: str, agent_id: uuid.UUID
 async def create_agent(uow: AsyncUnitOfWork, character: Character, settings: Settings) -> AgentPublic:
     check_model(character.settings.model, settings)
     await _ensure_name_free(uow, character.name)
+    now = utcnow()
     values = {"id": uuid.uuid4(), "name": character.name, "provider": character.provider,
-              "settings": character.stored_settings(), "created_at": utcnow()}
+              "settings": character.stored_settings(), "created_at": now, "updated_at": now}
     await uow.execute(insert(agents_table).values(values))
-    return AgentPublic(**values)
+    return agent_public(SimpleNamespace(**values))
 
 
-async def update_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, patch: AgentPatch, settings: Settings) -> AgentPublic:
+async def update_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, patch: AgentPatch,
+                       settings: Settings) -> AgentPublic:
     """Apply the patch over the stored character, then validate the result as a whole."""
     row = await get_agent_row(uow, agent_id, for_update=True)
     document = {"name": patch.name if patch.name is not None else row.name,
@@ -74,9 +84,10 @@ async def update_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, patch: AgentPa
         raise InvalidInput(describe(error), agentId=str(agent_id)) from None
     check_model(character.settings.model, settings)
     await _ensure_name_free(uow, character.name, agent_id)
-    values = {"name": character.name, "provider": character.provider, "settings": character.stored_settings()}
+    values = {"name": character.name, "provider": character.provider, "settings": character.stored_settings(),
+              "updated_at": utcnow()}
     await uow.execute(update(agents_table).where(A.id == agent_id).values(values))
-    return AgentPublic(id=row.id, created_at=row.created_at, **values)
+    return agent_public(SimpleNamespace(id=row.id, created_at=row.created_at, **values))
 
 
 async def delete_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, force: bool) -> AgentDeleted:
@@ -93,7 +104,7 @@ async def delete_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, force: bool) -
     if total:
         await uow.execute(delete(sessions_table).where(S.agent_id == agent_id))
     await uow.execute(delete(agents_table).where(A.id == agent_id))
-    return AgentDeleted(agent_id=agent_id, deleted_sessions=total)
+    return AgentDeleted(agent_id=agent_id, deleted_sessions=total, data=Deleted())
 
 
 def ensure_default_agent(conn: Connection) -> None:
@@ -102,9 +113,10 @@ def ensure_default_agent(conn: Connection) -> None:
     character = builtin_character("eliza")
     taken = conn.scalar(select(A.id).where((A.id == DEFAULT_AGENT_ID) | (A.name == character.name)))
     if taken is None:
+        now = utcnow()
         conn.execute(insert(agents_table).values(id=DEFAULT_AGENT_ID, name=character.name,
                                                  provider=character.provider,
-                                                 settings=character.stored_settings(), created_at=utcnow()))
+                                                 settings=character.stored_settings(), created_at=now, updated_at=now))
 
 
 def sync_agent_files(conn: Connection, directory: Path) -> tuple[int, int]:
@@ -116,10 +128,15 @@ def sync_agent_files(conn: Connection, directory: Path) -> tuple[int, int]:
     created = updated = 0
     for character in load_character_dir(directory):
         values = {"provider": character.provider, "settings": character.stored_settings()}
-        if conn.execute(update(agents_table).where(A.name == character.name).values(values)).rowcount:
-            updated += 1
-        else:
-            conn.execute(insert(agents_table).values(id=uuid.uuid4(), name=character.name, created_at=utcnow(),
-                                                     **values))
+        stored = conn.execute(select(A.provider, A.settings).where(A.name == character.name)).first()
+        if stored is None:
+            now = utcnow()
+            conn.execute(insert(agents_table).values(id=uuid.uuid4(), name=character.name, created_at=now,
+                                                     updated_at=now, **values))
             created += 1
+        else:
+            if (stored.provider, stored.settings) != (values["provider"], values["settings"]):  # keep updatedAt
+                conn.execute(update(agents_table).where(A.name == character.name).values(**values,
+                                                                                          updated_at=utcnow()))
+            updated += 1
     return created, updated

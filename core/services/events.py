@@ -10,6 +10,7 @@ skipped ones read from the database before it is delivered.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
@@ -172,7 +173,12 @@ class ExchangeFeed:
         self._behind = catch_up
 
     async def next(self, timeout: float | None = None) -> dict[str, Any]:
-        """The exchange's next event; raises TimeoutError when none came within `timeout` seconds."""
+        """The exchange's next event; raises TimeoutError when none came within `timeout` seconds.
+
+        `timeout` is a deadline: the session's other events (another exchange, a heartbeat's renewal),
+        skipped here, do not restart it.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not self._ready:
             if self._behind:
                 page = await self._log.since(self.session_id, self._after)
@@ -182,7 +188,10 @@ class ExchangeFeed:
                 for event in page:
                     self._offer(event)
                 continue
-            event = await self._subscription.next(timeout)
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError
+            event = await self._subscription.next(remaining)
             if event is None:
                 self._behind = True
             else:

@@ -7,8 +7,8 @@ from importlib.metadata import PackageNotFoundError, version
 import redis.asyncio as aredis
 from sqlalchemy import func, select
 
-from core.models import sessions_table
-from core.schemas import ComponentHealth, Health
+from core.models import agents_table, sessions_table
+from core.schemas import ComponentHealth, Health, ServerCheck, ServerHealth
 from core.settings import Settings
 from core.uow import AsyncUnitOfWork
 
@@ -51,6 +51,31 @@ async def check_health(uow: AsyncUnitOfWork, client: aredis.Redis, settings: Set
         status = "healthy"
     return Health(status=status, active_sessions=active, expiring_soon=expiring, timestamp=now, uptime=round(uptime, 3),
                   version=_version(), components=components)
+
+
+async def check_server_health(uow: AsyncUnitOfWork, client: aredis.Redis, settings: Settings, now: datetime,
+                              uptime: float, events_connected: bool) -> ServerHealth:
+    """The same checks, in the shape ElizaOS's server routes answer."""
+    health = await check_health(uow, client, settings, now, uptime, events_connected)
+    agents = 0
+    if health.components["database"].status == "up":
+        agents = await uow.scalar(select(func.count()).select_from(agents_table)) or 0
+    checks = {name: _server_check(component) for name, component in health.components.items()}
+    return ServerHealth(status=health.status, uptime=health.uptime, timestamp=now, version=health.version,
+                        checks=checks, dependencies={"agents": "healthy" if agents else "no_agents"},
+                        agent_count=agents)
+
+
+def _server_check(component: ComponentHealth) -> ServerCheck:
+    if component.status == "down":
+        return ServerCheck(status="fail", message=f"down: {component.error or 'not connected'}")
+    latency = f" in {component.latency_ms} ms" if component.latency_ms is not None else ""
+    return ServerCheck(status="pass", message=f"up{latency}")
+
+
+def is_ready(health: Health) -> bool:
+    """Whether this process can take a message now: every component up (a degraded process cannot)."""
+    return health.status == "healthy"
 
 
 async def count_open_sessions(uow: AsyncUnitOfWork) -> dict[str, int]:

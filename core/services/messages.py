@@ -6,7 +6,7 @@ from types import SimpleNamespace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from core.bus import Event
 from core.errors import IdempotencyKeyReused, InvalidPagination, SessionBusy
@@ -17,20 +17,28 @@ from core.services.sessions import ensure_open, load_session, public_json, sessi
 from core.settings import Settings
 from core import timeouts
 from core.uow import AsyncUnitOfWork
-from core.validation import check_attachments, check_content, check_metadata, moment_from
+from core.clock import epoch_millis, moment_of
+from core.positions import CursorPosition, Position, SeqPosition, TimePosition, cursor_value, parse_position
+from core.validation import check_attachments, check_content, check_metadata
 
 M = messages_table.c
-CURSOR_PREFIX = "seq:"
 # The send path's writes, built once; values are bound at execution (the SET clause from column names).
 _INSERT_MESSAGE = insert(messages_table)
 _UPDATE_SESSION = update(sessions_table).where(sessions_table.c.id == bindparam("session_id"))
 
 
+# Kept in a message's stored metadata, answered in fields of their own: they are nested, and ElizaOS clients
+# are promised flat metadata values.
+OWN_FIELDS = ("attachments", "analysis")
+
+
 def message_public(row: Any) -> MessagePublic:
+    metadata = {key: value for key, value in row.metadata.items() if key not in OWN_FIELDS}
     return MessagePublic(
         id=row.id, session_id=row.session_id, seq=row.seq, role=row.role, is_agent=row.role == "agent",
         author_id=row.author_id, content=row.content, status=row.status, reply_to=row.reply_to,
-        created_at=row.created_at, metadata=row.metadata, error=row.error,
+        created_at=row.created_at, metadata=metadata, attachments=row.metadata.get("attachments"),
+        analysis=row.metadata.get("analysis"), error=row.error,
     )
 
 
@@ -78,7 +86,7 @@ async def submit_message(uow: AsyncUnitOfWork, settings: Settings, session_id: u
     await uow.execute(_UPDATE_SESSION, {"session_id": row.id, "next_seq": message["seq"],
                                         "event_seq": row.event_seq + 1, "message_count": row.message_count + 1,
                                         "last_activity_at": now, **renewed})
-    public = MessagePublic(**{**message, "is_agent": False, "reply_to": None})
+    public = message_public(SimpleNamespace(**message, reply_to=None, error=None))
     created = Event(session_id=row.id, seq=row.event_seq + 1, type="message.created",
                     data={"message": public_json(public)}, created_at=now)
     uow.emit(created)
@@ -166,22 +174,35 @@ def parse_limit(raw: str | None, settings: Settings) -> int:
     return limit
 
 
-def parse_position(raw: str, field: str) -> tuple[str, Any]:
-    """A cursor (`seq:N`), epoch milliseconds, or an ISO 8601 timestamp."""
-    value = raw.strip()
-    try:
-        if value.startswith(CURSOR_PREFIX):
-            return "seq", int(value.removeprefix(CURSOR_PREFIX))
-        return "time", moment_from(value)
-    except ValueError:
-        raise InvalidPagination(f"{field} must be an ISO 8601 timestamp, epoch milliseconds or a cursor",
-                                field=field, value=raw[:64]) from None
+async def _bound(uow: AsyncUnitOfWork, session_id: uuid.UUID, position: Position, field: str) -> Any:
+    """The condition selecting the messages before (`field` "before") or after a position."""
+    older = field == "before"
+    if isinstance(position, TimePosition):  # a whole millisecond
+        return M.created_at < position.start if older else M.created_at >= position.end
+    seq = position.seq if isinstance(position, SeqPosition) else \
+        await _seq_of_cursor(uow, session_id, position, field)
+    return M.seq < seq if older else M.seq > seq
 
 
-def _bound(kind: str, value: Any, older: bool) -> Any:
-    if kind == "seq":
-        return M.seq < value if older else M.seq > value
-    return M.created_at < value if older else M.created_at > value
+def _same_millisecond(session_id: uuid.UUID, millis: int) -> list[Any]:
+    return [M.session_id == session_id, M.created_at >= moment_of(millis), M.created_at < moment_of(millis + 1)]
+
+
+async def _seq_of_cursor(uow: AsyncUnitOfWork, session_id: uuid.UUID, cursor: CursorPosition, field: str) -> int:
+    seq = await uow.scalar(select(M.seq).where(*_same_millisecond(session_id, cursor.millis))
+                           .order_by(M.seq).offset(cursor.rank - 1).limit(1))
+    if seq is None:
+        raise InvalidPagination(f"{field}: the cursor names no message of this session", field=field,
+                                value=f"{cursor.millis}.{cursor.rank:03d}")
+    return seq
+
+
+async def _cursor_of(uow: AsyncUnitOfWork, row: Any) -> float | str:
+    """The cursor naming a message: its millisecond, and its rank by seq among the messages stored in it."""
+    millis = epoch_millis(row.created_at)
+    earlier = await uow.scalar(select(func.count()).select_from(messages_table).where(
+        *_same_millisecond(row.session_id, millis), M.seq < row.seq))
+    return cursor_value(millis, earlier + 1, row.seq)
 
 
 @dataclass(frozen=True)
@@ -193,22 +214,22 @@ class Page:
 
 async def page_of_messages(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID, *filters: Any,
                            owner: str | None, limit: str | None, before: str | None, after: str | None) -> Page:
-    """One page of a session's messages (those matching `filters`), paged by seq like the message history."""
+    """One page of a session's messages (those matching `filters`), ordered by seq; see core/positions.py."""
     size = parse_limit(limit, settings)
-    bounds = [M.session_id == session_id, *filters]
-    if before is not None:
-        bounds.append(_bound(*parse_position(before, "before"), older=True))
-    if after is not None:
-        bounds.append(_bound(*parse_position(after, "after"), older=False))
+    positions = {field: parse_position(raw, field) for field, raw in (("before", before), ("after", after))
+                 if raw is not None}
     await load_session(uow, session_id, owner=owner)
+    bounds = [M.session_id == session_id, *filters]
+    for field, position in positions.items():
+        bounds.append(await _bound(uow, session_id, position, field))
     # With only `after`, the page is the messages right after it (paging forward); otherwise the newest.
-    forward = after is not None and before is None
+    forward = list(positions) == ["after"]
     order = M.seq.asc() if forward else M.seq.desc()
     rows = (await uow.execute(select(messages_table).where(*bounds).order_by(order).limit(size + 1))).all()
     page = sorted(rows[:size], key=lambda row: row.seq, reverse=True)
-    return Page(rows=page, has_more=len(rows) > size,
-                cursors=Cursors(before=f"{CURSOR_PREFIX}{page[-1].seq}" if page else None,
-                                after=f"{CURSOR_PREFIX}{page[0].seq}" if page else None))
+    cursors = Cursors(before=await _cursor_of(uow, page[-1]), after=await _cursor_of(uow, page[0])) if page \
+        else Cursors(before=None, after=None)
+    return Page(rows=page, has_more=len(rows) > size, cursors=cursors)
 
 
 async def history(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID, *, owner: str | None,

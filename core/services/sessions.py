@@ -23,6 +23,8 @@ from core.errors import (
 )
 from core.models import agents_table, sessions_table
 from core.schemas import (
+    EndedSession,
+    EndedSessionPublic,
     SessionCreate,
     SessionPage,
     SessionPublic,
@@ -170,8 +172,10 @@ async def list_sessions(uow: AsyncUnitOfWork, settings: Settings, now: datetime,
     rows = (await uow.execute(select(sessions_table).where(*filters)
                                    .order_by(S.created_at.desc(), S.id.desc()).limit(limit + 1))).all()
     page = rows[:limit]
+    total = counts.get(status, 0) if status is not None else sum(counts.values())
     return SessionPage(
-        sessions=[session_public(row, now, settings.timeout_minute) for row in page], has_more=len(rows) > limit,
+        sessions=[session_public(row, now, settings.timeout_minute) for row in page], total=total,
+        has_more=len(rows) > limit,
         next_cursor=_encode_cursor(page[-1]) if len(rows) > limit else None,
         stats=SessionStats(total=sum(counts.values()), by_status=counts),
     )
@@ -196,17 +200,21 @@ async def _change(uow: AsyncUnitOfWork, settings: Settings, row: Any, now: datet
 
 
 async def end_session(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID, now: datetime,
-                      purge: bool, *, owner: str | None) -> dict[str, Any]:
+                      purge: bool, *, owner: str | None) -> EndedSessionPublic:
     row = await load_session(uow, session_id, owner=owner, for_update=True)
     if purge:
         await uow.execute(delete(sessions_table).where(S.id == row.id))
-        return {"success": True, "sessionId": str(row.id), "status": "purged", "purged": True}
+        return _ended(EndedSession(session_id=row.id, status="purged", purged=True))
     status = timeouts.effective_status(row.status, row.expires_at, now)
     if status in timeouts.LIVE_STATUSES:
         await _change(uow, settings, row, now, "session.ended", status="ended", ended_at=now,
                       end_reason="ended_by_client", warn_at=None)
         status = "ended"
-    return {"success": True, "sessionId": str(row.id), "status": status, "purged": False}
+    return _ended(EndedSession(session_id=row.id, status=status, purged=False))
+
+
+def _ended(ended: EndedSession) -> EndedSessionPublic:
+    return EndedSessionPublic(**ended.model_dump(), data=ended)  # `data`: what ElizaOS's client returns
 
 
 async def pause_session(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID,

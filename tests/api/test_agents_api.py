@@ -32,7 +32,8 @@ def test_created_agent_is_listed_and_fetched_as_written(client: httpx.Client) ->
 
     assert agent["settings"] == document["settings"] and agent["provider"] == "openai"
     assert client.get(f"{AGENTS}/{agent['id']}").json() == agent
-    assert agent in client.get(AGENTS).json()["agents"]
+    summary = {key: value for key, value in agent.items() if key != "settings"}  # a list leaves settings out
+    assert summary in client.get(AGENTS).json()["agents"]
     session = create_session(client, agentId=agent["id"])
     assert session["timeoutConfig"]["timeoutMinutes"] == 90  # the character's session defaults apply
 
@@ -71,7 +72,8 @@ def test_patch_merges_settings_and_validates_the_result(client: httpx.Client) ->
     assert patched.json()["settings"] == {"model": {"name": "m", "baseUrl": "http://127.0.0.1:9/v1",
                                                     "temperature": 0.4}}
     assert invalid.status_code == 400 and "settings.model.name: Field required" in invalid.json()["message"]
-    assert client.get(url).json()["settings"] == patched.json()["settings"]  # the invalid patch changed nothing
+    assert client.get(url).json() == patched.json()  # the invalid patch changed nothing, updatedAt included
+    assert patched.json()["createdAt"] == agent["createdAt"] and patched.json()["updatedAt"] >= agent["updatedAt"]
 
 
 def test_patch_to_a_taken_name_is_a_409(client: httpx.Client) -> None:
@@ -102,7 +104,7 @@ def test_agent_with_sessions_is_deleted_only_with_force_which_purges_them(client
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "AGENT_IN_USE"
     assert refused.json()["error"]["details"] == {"agentId": agent["id"], "sessions": 1, "liveSessions": 1}
     assert forced.status_code == 200 and forced.json() == {"success": True, "agentId": agent["id"],
-                                                           "deletedSessions": 1}
+                                                           "deletedSessions": 1, "data": {"success": True}}
     assert client.get(url).status_code == 404
     assert client.get(f"{SESSIONS}/{session['sessionId']}").status_code == 404
 

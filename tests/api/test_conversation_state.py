@@ -69,7 +69,7 @@ def test_state_history_has_one_entry_per_exchange_and_pages_by_seq(client: httpx
     thanks = entries[1]
     assert thanks["sentiment"]["label"] == "positive" and thanks["runningSentiment"]["label"] == "positive"
     assert set(thanks["engagement"]) == {"level", "score"}
-    assert thanks["agentConfidence"] == replies[2]["metadata"]["analysis"]["agentConfidence"]
+    assert thanks["agentConfidence"] == replies[2]["analysis"]["agentConfidence"]
     # each entry is what the reply reported as the session's state at that moment
     assert entries[0]["runningSentiment"] == replies[3]["sessionStatus"]["state"]["sentiment"]
     assert entries[0]["engagement"] == replies[3]["sessionStatus"]["state"]["engagement"]

@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.factories import SESSIONS, create_session, history, send_message
 from tests.support.processes import wait_until
+from tests.support.sse import SSE, read_events, read_until
 
 SLOW_WORD_MS = 300  # an ELIZA reply (4+ words) takes at least ~1 s: time for a burst to land
 
@@ -127,6 +128,32 @@ def test_coalesce_answers_the_burst_as_one_turn(client: httpx.Client, slow_agent
     assert retry.status_code == 201, retry.text
     assert retry.json()["id"] == turn_reply["id"]
     assert retry.json()["userMessage"]["id"] == burst[0]["id"]
+
+
+def test_sse_send_of_a_coalesced_message_ends_with_the_turns_reply(client: httpx.Client) -> None:
+    # Slower still: the streamed send and the next one must both land while the first reply is written.
+    slowest = client.post("/api/agents", json={"name": f"slowest-{uuid.uuid4().hex[:8]}", "provider": "eliza",
+                                               "settings": {"chunk_delay_ms": 1000}}).json()["id"]
+    session_id, _ = _start_burst(client, "coalesce", slowest)
+    streamed: list[SSE] = []
+
+    def stream() -> None:
+        with httpx.Client(base_url=client.base_url, timeout=httpx.Timeout(60)) as http, \
+                http.stream("POST", f"{SESSIONS}/{session_id}/messages",
+                            json={"content": "Also my mother", "transport": "sse"}) as response:
+            streamed.extend(read_until(read_events(response), lambda event: event.event in ("done", "error")))
+
+    reader = threading.Thread(target=stream)
+    reader.start()
+    wait_until(lambda: len(_messages(client, session_id)) == 2, 10, "the streamed message to be stored")
+    last = _send_async(client, session_id, "and I feel sad")
+    reader.join(60)
+
+    # The reply stream ends with the turn's reply, which answers this message too (it waited for a state
+    # update of its own before, which a coalesced message never gets, and ended in REPLY_TIMEOUT).
+    assert [event.event for event in streamed if event.event != "chunk"] == ["user_message", "done"]
+    done = streamed[-1].payload
+    assert done["replyTo"] == last["id"] and done["message"]["metadata"]["coalesced"] == [streamed[0].payload["id"]]
 
 
 def test_unknown_strategy_is_refused(client: httpx.Client) -> None:

@@ -76,6 +76,12 @@ CASES: list[tuple[str, Callable[[httpx.Client], httpx.Response], int, str]] = [
      "INVALID_PAGINATION"),
     ("before=yesterday", _with_session(lambda c, s: c.get(f"{SESSIONS}/{s}/messages?before=yesterday")), 400,
      "INVALID_PAGINATION"),
+    ("before=seq: beyond 64 bits", _with_session(lambda c, s: c.get(
+        f"{SESSIONS}/{s}/messages?before=seq:99999999999999999999")), 400, "INVALID_PAGINATION"),
+    ("after= a time before year 1 in UTC", _with_session(lambda c, s: c.get(
+        f"{SESSIONS}/{s}/messages", params={"after": "0001-01-01T00:00:00+01:00"})), 400, "INVALID_PAGINATION"),
+    ("after= a cursor naming no message", _with_session(lambda c, s: c.get(
+        f"{SESSIONS}/{s}/messages?after=1705312800123.005")), 400, "INVALID_PAGINATION"),
     ("unknown session (state history)", lambda c: c.get(f"{SESSIONS}/{UNKNOWN}/state/history"), 404,
      "SESSION_NOT_FOUND"),
     ("malformed session id (state history)", lambda c: c.get(f"{SESSIONS}/nope/state/history"), 400,
@@ -85,6 +91,8 @@ CASES: list[tuple[str, Callable[[httpx.Client], httpx.Response], int, str]] = [
     ("state history after=tomorrow", _with_session(lambda c, s: c.get(f"{SESSIONS}/{s}/state/history?after=x")),
      400, "INVALID_PAGINATION"),
     ("stats from=yesterday", lambda c: c.get(f"{SESSIONS}/stats?from=yesterday"), 400, "INVALID_REQUEST"),
+    ("stats from= before year 1 in UTC", lambda c: c.get(f"{SESSIONS}/stats", params={
+        "from": "0001-01-01T00:00:00+01:00"}), 400, "INVALID_REQUEST"),
     ("stats from after to", lambda c: c.get(f"{SESSIONS}/stats?from=2025-02-01T00:00:00Z&to=2025-01-01"), 400,
      "INVALID_REQUEST"),
     ("stats agentId not a UUID", lambda c: c.get(f"{SESSIONS}/stats?agentId=eliza"), 400, "INVALID_REQUEST"),

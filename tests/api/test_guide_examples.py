@@ -22,8 +22,12 @@ def _guide() -> Path | None:
     explicit = os.environ.get("GUIDE_PATH")
     if explicit:
         return Path(explicit)
-    seeds = REPO.parent / "shared" / "seeds"
-    return next(iter(sorted(seeds.glob("*.txt"))), None) if seeds.is_dir() else None
+    # Beside the repository, or beside the directory holding this checkout (a git worktree).
+    for base in REPO.parents[:2]:
+        guides = sorted((base / "shared" / "seeds").glob("*.txt"))
+        if guides:
+            return guides[0]
+    return None
 
 
 @pytest.fixture(scope="module")

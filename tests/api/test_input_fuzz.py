@@ -55,7 +55,6 @@ def session_id(stack: Any) -> str:
         return sid
 
 
-@pytest.mark.xfail(strict=True, reason="history paging: issue 18")
 @FUZZ
 @given(before=st.none() | positions, after=st.none() | positions, path=st.sampled_from(["messages", "state/history"]))
 @example(before=f"seq:{HUGE}", after=None, path="messages")

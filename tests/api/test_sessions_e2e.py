@@ -7,7 +7,7 @@ import uuid
 import httpx
 from sqlalchemy import create_engine, select
 
-from core.models import events_table
+from core.models import DEFAULT_AGENT_ID, events_table
 
 from tests.support.factories import SESSIONS, create_session, history, send_message, unique_user
 from tests.support.processes import Stack, wait_until
@@ -85,6 +85,27 @@ def test_websocket_transport_answers_202_and_the_reply_is_stored_later(client: h
     assert accepted.status_code == 202
     assert accepted.json()["userMessage"]["content"] == "Reply when you can"
     wait_until(lambda: len(history(client, sid)["messages"]) == 2, 30, "the reply to be stored")
+
+
+def test_elizaos_mode_websocket_is_the_websocket_transport(client: httpx.Client) -> None:
+    sid = create_session(client)["sessionId"]
+
+    accepted = send_message(client, sid, "Reply when you can", mode="websocket")
+
+    assert accepted.status_code == 202 and accepted.json()["success"] is True
+    assert accepted.json()["data"]["userMessage"] == accepted.json()["userMessage"]
+
+
+def test_debug_header_on_session_creation_adds_ids_and_timings(client: httpx.Client) -> None:
+    response = client.post(SESSIONS, json={"agentId": str(DEFAULT_AGENT_ID), "userId": unique_user()},
+                           headers={"X-Debug": "true"})
+    plain = create_session(client)
+
+    assert response.status_code == 201
+    debug = response.json()["debug"]
+    assert debug["sessionId"] == response.json()["sessionId"] and debug["agentId"] == str(DEFAULT_AGENT_ID)
+    assert debug["requestId"] == response.headers["X-Request-ID"] and debug["timings"]["createMs"] > 0
+    assert plain["debug"] is None
 
 
 def test_debug_header_adds_ids_and_timings(client: httpx.Client) -> None:

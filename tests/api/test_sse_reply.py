@@ -25,8 +25,8 @@ def test_sse_reply_ends_with_reply_timeout_when_no_reply_comes(sqlite_url: str, 
 
         sent = [event async for event in reply_events(submission, feed, wait_seconds=0.2)]
 
-        assert [(event.event, event.id) for event in sent] == [("message.created", "1-0"), ("error", None)]
-        assert orjson.loads(sent[-1].data)["data"]["code"] == "REPLY_TIMEOUT"
+        assert [(event.event, event.id) for event in sent] == [("user_message", "1-0"), ("error", None)]
+        assert orjson.loads(sent[-1].data)["code"] == "REPLY_TIMEOUT"
         assert w.hub.listener_count == 0
 
     run(sqlite_url, redis_prefix, scenario)

@@ -41,36 +41,35 @@ def test_sse_reply_streams_chunks_before_the_reply_is_stored(client: httpx.Clien
                        json={"content": "I am sad because my job is hard", "transport": "sse"}) as response:
         for event in read_events(response):
             events.append(event)
-            if event.event == "message.chunk" and stored_when_first_chunk is None:
+            if event.event == "chunk" and stored_when_first_chunk is None:
                 stored_when_first_chunk = [m["role"] for m in history(client, sid)["messages"]]
             if event.event in ("done", "error"):
                 break
 
-    assert [e.event for e in events if e.event != "message.chunk"] == [
-        "message.created", "message.completed", "state.updated", "done"]
+    assert [e.event for e in events if e.event != "chunk"] == ["user_message", "done"]
     assert stored_when_first_chunk == ["user"]  # the agent's message did not exist yet
-    chunks = [e.data["delta"] for e in events if e.event == "message.chunk"]
-    reply = next(e for e in events if e.event == "message.completed").data["message"]
-    assert len(chunks) > 3 and "".join(chunks) == reply["content"]
-    assert [m["content"] for m in history(client, sid)["messages"] if m["role"] == "agent"] == [reply["content"]]
+    chunks = [e.payload for e in events if e.event == "chunk"]
+    done = events[-1].payload
+    assert len(chunks) > 3 and [chunk["index"] for chunk in chunks] == list(range(len(chunks)))
+    assert "".join(chunk["chunk"] for chunk in chunks) == done["text"] == done["message"]["content"]
+    assert {chunk["messageId"] for chunk in chunks} == {done["messageId"]}
+    assert [m["content"] for m in history(client, sid)["messages"] if m["role"] == "agent"] == [done["text"]]
 
 
-def test_sse_framing_ids_only_on_durable_events(client: httpx.Client) -> None:
+def test_sse_reply_speaks_elizaos_event_names_and_payloads(client: httpx.Client) -> None:
     sid = create_session(client)["sessionId"]
 
     events = stream_reply(client, sid, {"content": "Hello there", "transport": "sse"})
 
-    for event in events:
-        assert event.envelope["type"] == event.event
-        assert event.envelope["sessionId"] == sid
-        if event.event in ("message.chunk", "done"):
-            assert event.id is None
-        else:
-            assert event.id == event.envelope["id"] and event.id.endswith("-0")
-    created, completed = events[0], next(e for e in events if e.event == "message.completed")
-    assert completed.data["replyTo"] == created.data["message"]["id"]
-    assert completed.data["sessionStatus"]["status"] == "active"
-    assert completed.data["message"]["isAgent"] is True
+    user_message, done = events[0], events[-1]
+    assert user_message.event == "user_message" and user_message.payload["content"] == "Hello there"
+    assert done.event == "done" and done.payload["text"] and done.payload["thought"]
+    assert isinstance(done.payload["actions"], list)
+    assert done.payload["replyTo"] == user_message.payload["id"] and done.payload["message"]["isAgent"] is True
+    assert done.payload["sessionStatus"]["status"] == "active" and done.payload["sessionStatus"]["wasRenewed"]
+    # Ids only where the event stands for a stored one: /events resumes after `done`'s without repeating it.
+    assert user_message.id and done.id == done.payload["lastEventId"]
+    assert all(event.id is None for event in events if event.event == "chunk")
 
 
 @pytest.mark.parametrize("ask", [{"body": {"mode": "stream"}}, {"headers": {"Accept": "text/event-stream"}}])
@@ -79,7 +78,7 @@ def test_sse_reply_by_mode_or_accept_header(client: httpx.Client, ask: dict[str,
 
     events = stream_reply(client, sid, {"content": "I need help", **ask.get("body", {})}, ask.get("headers"))
 
-    assert events[0].event == "message.created" and events[-1].event == "done"
+    assert events[0].event == "user_message" and events[-1].event == "done"
 
 
 def test_sse_reply_retry_with_idempotency_key_replays_the_same_exchange(client: httpx.Client) -> None:
@@ -90,8 +89,9 @@ def test_sse_reply_retry_with_idempotency_key_replays_the_same_exchange(client: 
     again = stream_reply(client, sid, body, headers)
 
     durable = [(e.event, e.id) for e in first if e.id]
+    assert [event for event, _ in durable] == ["user_message", "done"]
     assert [(e.event, e.id) for e in again if e.id] == durable
-    assert again[-1].event == "done"
+    assert again[-1].payload["text"] == first[-1].payload["text"]
     assert [m["role"] for m in history(client, sid)["messages"]] == ["agent", "user"]
 
 
@@ -104,9 +104,10 @@ def test_sse_reply_ends_with_an_error_when_the_agent_fails(client: httpx.Client)
 
     events = stream_reply(client, sid, {"content": "Hello?", "transport": "sse"})
 
-    assert [e.event for e in events] == ["message.created", "message.failed", "error"]
-    assert events[-1].data["code"] == "AGENT_MISCONFIGURED" and "MODEL_KEY_AS_TEST_UNSET" in events[-1].data["message"]
-    assert events[-1].id is None
+    assert [e.event for e in events] == ["user_message", "error"]
+    error = events[-1].payload
+    assert error["code"] == "AGENT_MISCONFIGURED" and "MODEL_KEY_AS_TEST_UNSET" in error["message"]
+    assert error["error"] == error["message"]  # what ElizaOS readers read
 
 
 def test_sse_reply_errors_before_the_stream_are_json(client: httpx.Client) -> None:

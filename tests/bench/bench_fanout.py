@@ -5,7 +5,8 @@ a private prefix, rate limits off) and measures, in the same run:
 
 1. Chunk latency. One client follows a session's `/events` stream while `--messages` messages go to the echo
    agent one after another (transport "websocket": the POST returns at once; 2 text chunks per reply), then the
-   same number are sent with transport "sse" (the reply streams back on the POST). For every `message.chunk`:
+   same number are sent with transport "sse" (the reply streams back on the POST, its chunks as ElizaOS's
+   `chunk` events). For every chunk:
    the delay from the moment it was published to the moment the client read it.
 2. Broadcast. `--subscribers` streams on ONE session's `/events`, all held by the one API process, opened by
    `--client-procs` client processes (raw asyncio sockets and a minimal HTTP/SSE parser, so the client is not
@@ -386,6 +387,11 @@ def tap_main(pipe: Connection, redis_url: str, pattern: str) -> None:
             for at, payload in heard:
                 envelope = orjson.loads(payload)
                 published[(envelope["sessionId"], envelope["id"])] = at
+                if envelope["type"] == "message.chunk":  # the SSE reply names a chunk by message and index
+                    data = envelope["data"]
+                    published[(envelope["sessionId"], f"chunk {data['messageId']} {data['index']}")] = at
+                    published[(envelope["sessionId"], f"chunk {data['messageId']} {data['index']} createdAt")] = \
+                        created_at(envelope["createdAt"])
             pipe.send(published)
             heard = []
     pubsub.close()
@@ -589,10 +595,11 @@ def chunk_latency(http: httpx.Client, port: int, agent: str, tap: Tap, messages:
         reads.extend(post_sse(port, session, f"sse {n} {filler}"))
     published = tap.collect()
     for received, kind, payload in reads:
-        if kind == "message.chunk":
-            envelope = orjson.loads(payload)
-            results["post_tap"].append((received - published[(session, envelope["id"])]) * 1000)
-            results["post_created"].append((received - created_at(envelope["createdAt"])) * 1000)
+        if kind == "chunk":  # ElizaOS's {messageId, chunk, index}: index counts from 0, the event's from 1
+            data = orjson.loads(payload)
+            chunk = f"chunk {data['messageId']} {data['index'] + 1}"
+            results["post_tap"].append((received - published[(session, chunk)]) * 1000)
+            results["post_created"].append((received - published[(session, f"{chunk} createdAt")]) * 1000)
     return results
 
 

@@ -1,5 +1,6 @@
 """The client's reading of event streams, on the wire format streaming serves (an httpx transport plays
-the server, so these run before the server streams): chunks, keep-alives, errors, resuming by Last-Event-ID."""
+the server): the SSE reply in ElizaOS's vocabulary turned into typed events, keep-alives, errors, resuming
+/events by Last-Event-ID."""
 
 from __future__ import annotations
 
@@ -26,19 +27,24 @@ def sse(event: str, data: dict, event_id: str | None = None) -> str:
     return head + f"data: {json.dumps(envelope)}\n\n"
 
 
+def reply_sse(event: str, data: dict, event_id: str | None = None) -> str:
+    """An event of an SSE reply: ElizaOS's names, the payload itself as data."""
+    return f"event: {event}\n" + (f"id: {event_id}\n" if event_id else "") + f"data: {json.dumps(data)}\n\n"
+
+
 U1, A1 = "9b0f6a3e-1111-4d47-9d6c-0d4f0c9d7a11", "9b0f6a3e-2222-4d47-9d6c-0d4f0c9d7a11"
 USER = {"id": U1, "sessionId": SID, "seq": 1, "role": "user", "isAgent": False, "authorId": "alice",
         "content": "Hi", "status": "pending", "createdAt": "2026-01-01T00:00:00Z", "metadata": {}}
 AGENT = {**USER, "id": A1, "seq": 2, "role": "agent", "isAgent": True, "content": "Hello there",
          "status": "completed", "replyTo": U1}
 REPLY_STREAM = "".join([
-    sse("message.created", {"message": USER}, "1-0"),
+    reply_sse("user_message", USER, "1-0"),
     ": ping\n\n",
-    sse("message.chunk", {"messageId": A1, "replyTo": U1, "index": 1, "delta": "Hello "}),
-    sse("message.chunk", {"messageId": A1, "replyTo": U1, "index": 2, "delta": "there"}),
-    sse("message.completed", {"message": AGENT, "replyTo": U1, "sessionStatus": None}, "2-0"),
-    sse("state.updated", {"state": {"stage": "greeting"}, "messageId": U1}, "3-0"),
-    sse("done", {}, "3-0"),
+    reply_sse("chunk", {"messageId": A1, "replyTo": U1, "index": 0, "chunk": "Hello "}),
+    reply_sse("chunk", {"messageId": A1, "replyTo": U1, "index": 1, "chunk": "there"}),
+    reply_sse("done", {"text": "Hello there", "thought": "", "actions": [], "messageId": A1, "replyTo": U1,
+                       "message": AGENT, "sessionStatus": {"state": {"stage": "greeting"}}, "lastEventId": "3-0"},
+              "3-0"),
 ])
 
 
@@ -68,9 +74,9 @@ def test_stream_yields_typed_events_and_skips_keep_alives() -> None:
 
 def test_stream_raises_the_error_event_after_message_failed() -> None:
     failed = "".join([
-        sse("message.created", {"message": USER}, "1-0"),
-        sse("message.failed", {"messageId": U1, "error": {"code": "AGENT_FAILED", "message": "model down"}}, "2-0"),
-        sse("error", {"code": "AGENT_FAILED", "message": "model down"}, "2-0"),
+        reply_sse("user_message", USER, "1-0"),
+        reply_sse("error", {"error": "model down", "code": "AGENT_FAILED", "message": "model down", "messageId": U1},
+                  "2-0"),
     ])
     seen = []
 
@@ -87,7 +93,7 @@ def test_events_reconnect_with_the_last_durable_event_id() -> None:
     def server(request: httpx.Request) -> httpx.Response:
         requests.append(request.headers.get("Last-Event-ID"))
         if len(requests) == 1:  # the connection drops after two events and a chunk
-            return event_stream(REPLY_STREAM.split(": ping")[0] + sse("session.renewed", {}, "2-0")
+            return event_stream(sse("message.created", {"message": USER}, "1-0") + sse("session.renewed", {}, "2-0")
                                 + sse("message.chunk", {"delta": "x"}))
         return event_stream(sse("session.paused", {}, "3-0"))
 

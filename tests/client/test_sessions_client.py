@@ -166,7 +166,8 @@ def test_stream_delivers_chunks_that_add_up_to_the_reply(stack: Stack, api: Sess
     chunks = [event for event in events if isinstance(event, MessageChunk)]
     completed = next(event for event in events if isinstance(event, MessageCompleted))
     assert chunks and "".join(chunk.delta for chunk in chunks).strip() == completed.message.content.strip()
-    assert all(chunk.id is not None for chunk in chunks)
+    assert [chunk.index for chunk in chunks] == list(range(len(chunks)))
+    assert {chunk.message_id for chunk in chunks} == {str(completed.message.id)}
 
 
 def test_events_resume_after_the_last_event_id(stack: Stack, api: SessionsClient, session_id: str) -> None:

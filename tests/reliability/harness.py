@@ -39,12 +39,14 @@ import psutil
 from sqlalchemy import create_engine, text
 
 from tests.reliability.servers import PostgresServer, RedisServer, scratch_dir
+from tests.support.openai_server import GOOD_KEY, FakeOpenAI
 from tests.support.processes import Service, Stack, free_port
 
 SESSIONS_PATH = "/api/messaging/sessions"
 RETRYABLE_STATUSES = {409, 429, 500, 502, 503, 504}
 SLOW_SESSION_MESSAGES = 3
 DEFAULT_AGENT_ID = "e1a2a000-0000-4000-8000-000000000001"
+SLOW_MODEL_KEY_ENV = "RELIABILITY_SLOW_MODEL_KEY"
 PROBE_USER = "probe"
 FAULTS = ("worker_sigkill", "worker_sigterm", "redis_restart", "postgres_restart", "api_kill", "slow_agent")
 # Things a user might tell ELIZA; every message also carries a unique tag.
@@ -71,6 +73,8 @@ class HarnessConfig:
     memory_interval: float = 0.0  # seconds between RSS samples of the API and workers (0: none)
     event_stream_sessions: int = 5  # sessions whose /events stream is audited (if the server has /events)
     seed: int = 8
+    # True: the recovery settings a deployment has by default (sweep, leases, locks), not the shortened ones.
+    production_settings: bool = False
     keep_dir: Path | None = None  # where logs go (default: a temporary directory, removed on success)
 
     def __post_init__(self) -> None:
@@ -107,6 +111,8 @@ class System:
     workers: list[Service] = field(default_factory=list)
     beat: Service | None = None
     probe_session: str = ""  # where probes send while a dependency is away (left out of the audit)
+    # The slow agent's model: a local OpenAI-compatible server answering after a delay (loopback only).
+    slow_model: FakeOpenAI = field(default_factory=FakeOpenAI)
     stopped_on_purpose: set[int] = field(default_factory=set)  # pids a fault killed or stopped
     crashes: list[dict[str, Any]] = field(default_factory=list)  # processes that exited by themselves
 
@@ -123,17 +129,20 @@ class System:
         (root / "logs").mkdir(exist_ok=True)
         env = {
             "DATABASE_URL": postgres.url, "REDIS_URL": redis.url, "REDIS_PREFIX": f"rel-{root.name}:",
-            "CELERY_QUEUE": "rel",
+            "CELERY_QUEUE": "rel", SLOW_MODEL_KEY_ENV: GOOD_KEY,
+            # Rate limits off (the load would hit them); no effect on recovery.
             "ENVIRONMENT": "test", "REPLY_WAIT_SECONDS": str(config.reply_wait_seconds),
+        }
+        if not config.production_settings:
             # Recovery in seconds rather than minutes, so a short run sees it: the beat sweeps every second,
             # re-queues a `pending` message after 3 s and a `processing` one whose lease (8 s) ran out; a dead
             # worker's session lock lapses after 4 s.
-            "SWEEP_INTERVAL_SECONDS": "1", "STUCK_PENDING_SECONDS": "3", "MESSAGE_LEASE_SECONDS": "8",
-            "SESSION_LOCK_SECONDS": "4",
-        }
+            env.update({"SWEEP_INTERVAL_SECONDS": "1", "STUCK_PENDING_SECONDS": "3", "MESSAGE_LEASE_SECONDS": "8",
+                        "SESSION_LOCK_SECONDS": "4"})
         system = cls(config, root, postgres, redis, Stack(env=env, log_dir=root / "logs"))
         system.migrate()
         try:
+            system.slow_model.start()
             for _ in range(config.workers):
                 system.start_worker()
             system.beat = system.stack.start_beat()
@@ -185,6 +194,7 @@ class System:
 
     def stop(self) -> None:
         self.stack.stop()
+        self.slow_model.stop()
         self.redis.stop()
         self.postgres.stop()
 
@@ -688,7 +698,7 @@ def _slope_per_minute(points: list[tuple[float, float]]) -> float | None:
 
 async def _drive(config: HarnessConfig, system: System, clock: Callable[[], float],
                  faults: list[FaultRecord]) -> LoadDriver:
-    agent_ids = await _agents(system.base_urls[0], config)
+    agent_ids = await _agents(system, config)
     driver = LoadDriver(config, system.base_urls, clock)
     load = asyncio.create_task(driver.run(agent_ids))
     supervisor = asyncio.create_task(_supervise(system, clock))
@@ -710,20 +720,26 @@ async def _supervise(system: System, clock: Callable[[], float]) -> None:
         await asyncio.sleep(1.0)
 
 
-async def _agents(base_url: str, config: HarnessConfig) -> list[str]:
+async def _agents(system: System, config: HarnessConfig) -> list[str]:
     """The agent of each session: ELIZA with a small per-word delay; the slow ones exceed the blocking wait."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-        async def create(name: str, delay_ms: int) -> str:
+    async with httpx.AsyncClient(base_url=system.base_urls[0], timeout=10) as client:
+        async def create(name: str, provider: str, settings: dict[str, Any]) -> str:
             response = await client.post("/api/agents", json={"name": f"{name}-{uuid.uuid4().hex[:8]}",
-                                                              "provider": "eliza",
-                                                              "settings": {"chunk_delay_ms": delay_ms}})
-            response.raise_for_status()
+                                                              "provider": provider, "settings": settings})
+            if response.status_code != 201:
+                raise RuntimeError(f"creating the {name} agent failed: {response.status_code} {response.text}")
             return response.json()["id"]
 
-        normal = await create("reliability", config.chunk_delay_ms)
-        # Over the wait limit whatever the reply's length (ELIZA replies have at least 4 words).
-        slow = await create("reliability-slow", int(config.reply_wait_seconds * 1000 / 3) + 200) \
-            if config.slow_sessions else normal
+        normal = await create("reliability", "eliza", {"chunk_delay_ms": config.chunk_delay_ms})
+        slow = normal
+        if config.slow_sessions:
+            # A model that takes a second longer than the blocking wait, whatever the wait (ELIZA's pause per
+            # word is capped at 1 s, too little for a short reply to outlast a 5 s wait).
+            model = system.slow_model.add_model(f"slow-{uuid.uuid4().hex[:8]}",
+                                                latency=config.reply_wait_seconds + 1.0)
+            slow = await create("reliability-slow", "openai", {"model": {
+                "name": model, "baseUrl": system.slow_model.base_url, "apiKeyEnv": SLOW_MODEL_KEY_ENV,
+                "requestTimeoutSeconds": config.reply_wait_seconds + 30}})
     return [slow if index < config.slow_sessions else normal for index in range(config.sessions)]
 
 
@@ -846,7 +862,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-interval", type=float, default=0.0, help="seconds between RSS samples (0: off)")
     parser.add_argument("--keep-dir", type=Path, help="keep logs and data here")
     parser.add_argument("--report", type=Path, help="write the JSON report here")
+    parser.add_argument("--scenario", help="instead of the load with faults, run these recovery and fairness "
+                                           "scenarios with production settings: worker_sigkill, redis_restart, "
+                                           "fairness (comma-separated); see tests/reliability/scenarios.py")
     args = parser.parse_args(argv)
+    if args.scenario:
+        return _run_scenarios(args.scenario.split(","), args.report)
     faults = tuple(name for name in args.faults.split(",") if name and name != "none")
     config = HarnessConfig(sessions=args.sessions, messages_per_session=args.messages_per_session,
                            duration=args.duration, faults=faults, chunk_delay_ms=args.chunk_delay_ms,
@@ -863,6 +884,24 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(summary, indent=2, default=str))
     print(markdown(report))
     return 0 if report["passed"] else 1
+
+
+def _run_scenarios(names: list[str], report_path: Path | None) -> int:
+    from tests.reliability.scenarios import RUNNERS, ScenarioConfig
+    from tests.reliability.scenarios import markdown as scenario_markdown
+
+    unknown = set(names) - set(RUNNERS)
+    if unknown:
+        raise SystemExit(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(RUNNERS)}")
+    results = []
+    for name in names:
+        results.append(RUNNERS[name](ScenarioConfig()))
+        print(json.dumps({key: value for key, value in results[-1].items() if key != "per_session"}, default=str),
+              flush=True)
+    if report_path:
+        report_path.write_text(json.dumps(results, indent=2, default=str))
+    print(scenario_markdown(results))
+    return 0
 
 
 if __name__ == "__main__":

@@ -38,3 +38,14 @@ def test_nothing_lost_or_duplicated_through_a_worker_kill_and_a_redis_restart() 
     assert set(probe["responses"]) == {"503 SERVICE_UNAVAILABLE"}, probe
     assert probe["with_retry_after"] == sum(probe["responses"].values())
     assert report["event_streams"]["status"] in ("passed", "skipped"), report["event_streams"]
+
+
+@pytest.mark.skipif(_servers_missing() is not None, reason=str(_servers_missing()))
+def test_slow_agent_sessions_get_202_then_their_reply_with_the_default_wait() -> None:
+    # The default 5 s wait, as the README's long command runs it: the slow agent must still be slower.
+    report = run(HarnessConfig(sessions=3, messages_per_session=2, duration=4, faults=("slow_agent",)))
+
+    assert report["passed"], report["audit"]
+    slow = report["latency"]["slow_agent"]
+    assert slow["count"] == 4 and slow["answered_202_then_reply"] == 4, slow
+    assert report["audit"]["answered"] == report["audit"]["client_sends"] == 6, report["audit"]

@@ -78,6 +78,7 @@ class FakeOpenAI:
     api_key: str = GOOD_KEY
     requests: list[Recorded] = field(default_factory=list)
     _plans: dict[str, deque[Step]] = field(default_factory=lambda: defaultdict(deque))
+    _latency: dict[str, float] = field(default_factory=dict)  # seconds before every unplanned reply, per model
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -86,10 +87,12 @@ class FakeOpenAI:
         assert self._server is not None
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
-    def add_model(self, name: str, *steps: Step) -> str:
+    def add_model(self, name: str, *steps: Step, latency: float = 0.0) -> str:
+        """A model playing `steps` first, then default replies, each after `latency` seconds (a slow model)."""
         with self._lock:
             self.models.add(name)
             self._plans[name].extend(steps)
+            self._latency[name] = latency
         return name
 
     def plan(self, model: str, *steps: Step) -> None:
@@ -141,6 +144,8 @@ class FakeOpenAI:
         if model not in self.models:
             return _error(handler, 404, f"The model `{model}` does not exist.", "model_not_found")
         step = self._next_step(model)
+        if step is None and self._latency.get(model):
+            step = Delay(self._latency[model])
         if isinstance(step, Delay):
             time.sleep(step.seconds)
             step = step.then

@@ -14,10 +14,15 @@ import httpx
 class SSE:
     event: str
     id: str | None
-    envelope: dict[str, Any]
+    payload: dict[str, Any]  # the JSON of `data:`: an envelope on /events, the payload itself on an SSE reply
+
+    @property
+    def envelope(self) -> dict[str, Any]:
+        return self.payload
 
     @property
     def data(self) -> dict[str, Any]:
+        """An /events envelope's data."""
         return self.envelope["data"]
 
 
