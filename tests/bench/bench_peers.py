@@ -59,7 +59,7 @@ from agno.models.openai.like import OpenAILike
 from agno.os import AgentOS
 
 agent = Agent(id="echo", name="echo", telemetry=False,
-              model=OpenAILike(id="echo", base_url=os.environ["ECHO_MODEL_URL"], api_key="unused"),
+              model=OpenAILike(id=os.environ["PEER_MODEL"], base_url=os.environ["PEER_MODEL_URL"], api_key="unused"),
               db=SqliteDb(db_file=os.environ["AGNO_DB_FILE"]))
 app = AgentOS(agents=[agent], telemetry=False).get_app()
 '''
@@ -68,10 +68,11 @@ import operator
 import os
 from typing import Annotated, TypedDict
 
+from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from openai import AsyncOpenAI
 
-model = AsyncOpenAI(base_url=os.environ["ECHO_MODEL_URL"], api_key="unused")
+model = AsyncOpenAI(base_url=os.environ["PEER_MODEL_URL"], api_key="unused")
 
 
 class State(TypedDict):
@@ -79,11 +80,25 @@ class State(TypedDict):
 
 
 async def reply(state: State) -> dict:
-    completion = await model.chat.completions.create(model="echo", messages=state["messages"][-1:])
+    completion = await model.chat.completions.create(model=os.environ["PEER_MODEL"], messages=state["messages"][-1:])
     return {"messages": [{"role": "assistant", "content": completion.choices[0].message.content}]}
 
 
+async def streamed_reply(state: State) -> dict:
+    """The model's tokens as they come, to clients of `stream_mode: custom`, then the whole reply."""
+    write, parts = get_stream_writer(), []
+    stream = await model.chat.completions.create(model=os.environ["PEER_MODEL"], messages=state["messages"][-1:],
+                                                 stream=True)
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            parts.append(chunk.choices[0].delta.content)
+            write(chunk.choices[0].delta.content)
+    return {"messages": [{"role": "assistant", "content": "".join(parts)}]}
+
+
 graph = StateGraph(State).add_node("reply", reply).add_edge(START, "reply").add_edge("reply", END).compile()
+streaming_graph = (StateGraph(State).add_node("reply", streamed_reply).add_edge(START, "reply")
+                   .add_edge("reply", END).compile())
 '''
 
 
@@ -209,8 +224,15 @@ class PeerFailed(Exception):
     """A peer that could not be started or did not do the echo job: skipped with this note."""
 
 
+@dataclass
+class PeerServer:
+    base_url: str
+    process: subprocess.Popen[bytes]  # the peer's main process (its children are in its process group)
+
+
 @contextlib.contextmanager
-def peer_process(name: str, command: list[str], cwd: Path, env: dict[str, str], ready_url: str) -> Iterator[None]:
+def peer_process(name: str, command: list[str], cwd: Path, env: dict[str, str],
+                 ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
     """A peer server in its own process group (so its children stop with it), ready when `ready_url` answers."""
     log_path = cwd / f"{name}.log"
     with log_path.open("wb") as log:
@@ -223,7 +245,7 @@ def peer_process(name: str, command: list[str], cwd: Path, env: dict[str, str], 
                 tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
                 raise PeerFailed(f"{name} did not start (exit code {process.poll()}); log tail:\n{tail}")
             time.sleep(0.2)
-        yield
+        yield process
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
@@ -260,7 +282,7 @@ def langgraph_threads(base_url: str, count: int) -> list[str]:
 class Peer:
     name: str
     package: str  # whose version is reported
-    serve: Callable[[Path, str], contextlib.AbstractContextManager[str]]  # (work dir, model URL) -> its base URL
+    serve: Callable[[Path, str], contextlib.AbstractContextManager[PeerServer]]  # (work dir, model URL)
     sessions: Callable[[str, int], list[str]]  # (base URL, count) -> what `request` takes to address a session
     request: Callable[[str, int], dict[str, Any]]  # (session, n) -> httpx arguments asking for one reply
     messages: int
@@ -285,26 +307,30 @@ def sequential(base_url: str, peer: Peer, messages: int, warmup: int) -> list[fl
 
 
 @contextlib.contextmanager
-def serve_agno(workdir: Path, model_url: str) -> Iterator[str]:
+def serve_agno(workdir: Path, model_url: str, model: str = "echo") -> Iterator[PeerServer]:
+    """Agent `echo` calling `model` at `model_url`."""
     (workdir / "agno_app.py").write_text(AGNO_APP)
     port = free_port()
     command = [str(PEERS_VENV / "bin" / "python"), "-m", "uvicorn", "agno_app:app", "--host", "127.0.0.1",
                "--port", str(port), "--log-level", "warning", "--no-access-log"]
-    env = {"ECHO_MODEL_URL": model_url, "AGNO_DB_FILE": str(workdir / "agno.db")}
-    with peer_process("agno", command, workdir, env, f"http://127.0.0.1:{port}/health"):
-        yield f"http://127.0.0.1:{port}"
+    env = {"PEER_MODEL_URL": model_url, "PEER_MODEL": model, "AGNO_DB_FILE": str(workdir / "agno.db")}
+    with peer_process("agno", command, workdir, env, f"http://127.0.0.1:{port}/health") as process:
+        yield PeerServer(f"http://127.0.0.1:{port}", process)
 
 
 @contextlib.contextmanager
-def serve_langgraph(workdir: Path, model_url: str, jobs: int) -> Iterator[str]:
+def serve_langgraph(workdir: Path, model_url: str, jobs: int, model: str = "echo") -> Iterator[PeerServer]:
+    """Graphs `echo` (one model call) and `stream` (the same call streamed to `stream_mode: custom`)."""
     (workdir / "echo_graph.py").write_text(LANGGRAPH_GRAPH)
-    (workdir / "langgraph.json").write_text(json.dumps({"dependencies": ["."], "graphs": {"echo": "./echo_graph.py:graph"}}))
+    (workdir / "langgraph.json").write_text(json.dumps({"dependencies": ["."], "graphs": {
+        "echo": "./echo_graph.py:graph", "stream": "./echo_graph.py:streaming_graph"}}))
     port = free_port()
     command = [str(PEERS_VENV / "bin" / "langgraph"), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1",
                "--port", str(port), "--config", str(workdir / "langgraph.json"), "--n-jobs-per-worker", str(jobs),
                "--server-log-level", "WARNING"]
-    with peer_process("langgraph", command, workdir, {"ECHO_MODEL_URL": model_url}, f"http://127.0.0.1:{port}/ok"):
-        yield f"http://127.0.0.1:{port}"
+    env = {"PEER_MODEL_URL": model_url, "PEER_MODEL": model}
+    with peer_process("langgraph", command, workdir, env, f"http://127.0.0.1:{port}/ok") as process:
+        yield PeerServer(f"http://127.0.0.1:{port}", process)
 
 
 # --- the run ---------------------------------------------------------------------------------------------------
@@ -337,7 +363,8 @@ def measure_peer(peer: Peer, model_url: str, workdir: Path, args: argparse.Names
                  round_trip: dict, throughput: dict, skipped: dict[str, str]) -> None:
     label = f"{peer.name} ({peer.package} {peer_version(peer.package)})"
     try:
-        with peer.serve(workdir, model_url) as base_url:
+        with peer.serve(workdir, model_url) as server:
+            base_url = server.base_url
             round_trip[label] = summary(sequential(base_url, peer, peer.messages, peer.warmup))
             throughput[label] = _throughput(base_url, peer.sessions, peer.request, args.concurrency, args.seconds)
     except (PeerFailed, httpx.HTTPError, queue.Empty) as failure:

@@ -15,6 +15,7 @@ FULL = [
     ["bench_roundtrip.py"],
     ["bench_throughput.py"],
     ["bench_peers.py"],
+    ["bench_llm_load.py", "--n", "300"],  # the issue-15 goals' N; the script's defaults add 40 and 100 (+5 min)
     ["bench_calls.py"],
     ["bench_history.py"],
     ["bench_fanout.py"],
@@ -25,6 +26,7 @@ FULL = [
 ]
 QUICK = {"bench_roundtrip.py": ["--messages", "100"], "bench_throughput.py": ["--seconds", "4"],
          "bench_peers.py": ["--messages", "100", "--langgraph-messages", "20", "--seconds", "4"],
+         "bench_llm_load.py": ["--n", "40", "--slow-n", "--skip-peers"],
          "bench_calls.py": ["--messages", "50"], "bench_history.py": ["--repeat", "50"],
          "bench_fanout.py": ["--subscribers", "100", "--rounds", "3", "--messages", "20"],
          "bench_coldstart.py": ["--runs", "1"],

@@ -84,6 +84,8 @@ class Stack:
     log_dir: Path
     port: int = field(default_factory=free_port)
     services: list[Service] = field(default_factory=list)
+    cwd: Path | None = None  # where the processes run; a tree of another commit runs its own code from there
+    cli_module: str = "agent_sessions.cli"  # the command line's module (core.cli before it moved out of core/)
 
     @property
     def base_url(self) -> str:
@@ -95,7 +97,7 @@ class Stack:
         if metrics_port:
             env["WORKER_METRICS_PORT"] = str(metrics_port)
         with log_path.open("wb") as log:
-            process = subprocess.Popen([sys.executable, "-m", "agent_sessions.cli", *args], env=env,
+            process = subprocess.Popen([sys.executable, "-m", self.cli_module, *args], env=env, cwd=self.cwd,
                                        stdout=log, stderr=subprocess.STDOUT)
         service = Service(name, process, log_path, port, metrics_port)
         self.services.append(service)
@@ -113,8 +115,11 @@ class Stack:
         return services
 
     def start_worker(self, concurrency: int = 4, pool: str = "threads", loglevel: str = "info") -> Service:
-        return self._spawn("worker", "worker", "--pool", pool, "--concurrency", str(concurrency), "--loglevel",
-                           loglevel, metrics_port=free_port())
+        return self.start_worker_with("--pool", pool, "--concurrency", str(concurrency), "--loglevel", loglevel)
+
+    def start_worker_with(self, *args: str) -> Service:
+        """A worker with exactly these command-line arguments (none: the CLI's own defaults)."""
+        return self._spawn("worker", "worker", *args, metrics_port=free_port())
 
     def start_beat(self) -> Service:
         return self._spawn("beat", "beat", "--loglevel", "warning")
