@@ -21,9 +21,10 @@ from api.metrics import ApiMetrics
 from core.bus import AsyncEventPublisher, EventHub, Keys
 from core.db import create_async_db_engine
 from core.processing import WorkerContext, build_context, process_session
-from core.ratelimit import RateLimiter
+from core.ratelimit import AuthFailures, RateLimiter
 from core.services.events import EventLog
 from core.settings import Settings
+from core.streams import StreamSlots
 from core.taskqueue import AsyncTaskSender, SessionProcessor
 from core.uow import AsyncUnitOfWork
 
@@ -54,6 +55,8 @@ class Resources:
     limiter: RateLimiter
     metrics: ApiMetrics
     started_at: float
+    streams: StreamSlots  # the SSE streams and sockets this process holds, per user token and in all
+    auth_failures: AuthFailures
 
     @classmethod
     async def open(cls, settings: Settings, metrics: ApiMetrics) -> Resources:
@@ -74,7 +77,9 @@ class Resources:
                         publisher=AsyncEventPublisher(client, keys, settings.event_stream_maxlen,
                                                       settings.event_stream_ttl_seconds),
                         tasks=tasks, hub=hub, events=EventLog(client, keys, engine), metrics=metrics,
-                        limiter=RateLimiter(client, keys, settings), started_at=time.monotonic())
+                        limiter=RateLimiter(client, keys, settings), started_at=time.monotonic(),
+                        streams=StreamSlots(settings.streams_per_user, settings.streams_per_process),
+                        auth_failures=AuthFailures(client, keys, settings))
         await hub.start()
         return resources
 
