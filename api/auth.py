@@ -13,6 +13,8 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
 from core.auth import READ, WRITE, Principal, authenticate
+from core.errors import Unauthorized
+from core.settings import Settings
 
 SCOPE_OF_ACCESS = {"read": READ, "write": WRITE}
 API_PREFIX = "/api"
@@ -24,14 +26,14 @@ async def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> No
     path = connection.scope["path"]
     if connection.app.openapi_config and path.startswith(connection.app.openapi_config.path):
         if not settings.public_docs:
-            authenticate(connection.headers, settings)
+            await _authenticate(connection, settings)
         return
     if not (path == API_PREFIX or path.startswith(f"{API_PREFIX}/")):
         return
     access = handler.opt.get("access", "read")
     if access == "health" and settings.public_health:
         return
-    principal = authenticate(connection.headers, settings)
+    principal = await _authenticate(connection, settings)
     if access == "admin":
         principal.require_admin()
     elif access in SCOPE_OF_ACCESS:
@@ -43,3 +45,15 @@ async def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> No
 
 def provide_principal(request: Request) -> Principal:  # type: ignore[type-arg]
     return request.state.principal
+
+
+async def _authenticate(connection: ASGIConnection, settings: Settings) -> Principal:  # type: ignore[type-arg]
+    """`authenticate`, with failures logged and counted per client address (a refused address: 429)."""
+    failures = connection.app.state.resources.auth_failures
+    address = connection.client.host if connection.client else None
+    failures.check(address)
+    try:
+        return authenticate(connection.headers, settings)
+    except Unauthorized as error:
+        await failures.failed(address, error, where=connection.scope["path"])
+        raise

@@ -24,11 +24,15 @@ CODE_BY_STATUS = {400: "INVALID_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN",
 RETRY_AFTER_SECONDS = "2"
 
 
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one error shape: the nested object for ElizaOS clients, the top-level `message` for the guide."""
+    return {"error": {"code": code, "message": message, "timestamp": isoformat(utcnow()), "details": details or {}},
+            "message": message}
+
+
 def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None,
                    headers: dict[str, str] | None = None) -> Response[dict[str, Any]]:
-    body = {"error": {"code": code, "message": message, "timestamp": isoformat(utcnow()), "details": details or {}},
-            "message": message}
-    return Response(body, status_code=status, headers=headers)
+    return Response(error_body(code, message, details), status_code=status, headers=headers)
 
 
 def _status_of(exc: errors.DomainError) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from litestar.datastructures import MutableScopeHeaders
-from litestar.types import Message, Scope
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 # The API and a same-origin chat page: scripts, styles, and socket.io/SSE connections from our own origin only.
 API_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -36,3 +36,22 @@ def security_headers(docs_path: str):  # type: ignore[no-untyped-def]
             headers.setdefault("Cache-Control", "no-store")  # session data must not sit in shared caches
 
     return add_security_headers
+
+
+def outside_litestar(app: ASGIApp, docs_path: str, prefix: str = "/socket.io") -> ASGIApp:
+    """socket.io's HTTP answers (long-polling, handshakes, errors) come from python-socketio's ASGI app, not
+    through Litestar's send hook: give them the same headers."""
+    add_security_headers = security_headers(docs_path)
+
+    async def with_headers(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(prefix):
+            await app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            await add_security_headers(message, scope)
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+    return with_headers

@@ -2,6 +2,12 @@
 
 Rooms are named by session id. Each room with members in this process is fed by ONE session feed from
 the process's event hub (not one per socket), so any API replica can serve any session's sockets.
+
+Limits: client messages are at most SOCKETIO_MAX_MESSAGE_BYTES from the first packet on (ours are tiny); an
+engine.io connection that has not completed the authenticated socket.io connect within
+SOCKETIO_CONNECT_TIMEOUT_SECONDS is closed; a socket takes a stream slot (STREAMS_PER_USER, STREAMS_PER_PROCESS)
+and a socket authenticated with a user token is disconnected (after an `error` TOKEN_EXPIRED) when the token
+expires; every `join` checks the token again.
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ from litestar import Litestar
 
 from api.resources import Resources
 from core.auth import READ, Principal, authenticate, environ_headers
+from core.clock import utcnow
 from core.errors import DomainError, InvalidInput, Unauthorized
 from core.services.events import SessionFeed
 from core.services.sessions import Participants, participants
 from core.settings import Settings
+from core.streams import StreamSlot
 
 log = logging.getLogger(__name__)
 ROOM_JOINING = 1  # ElizaOS's SOCKET_MESSAGE_TYPE for joining a channel over the `message` event
@@ -44,17 +52,30 @@ def _refused(code: str, message: str) -> socketio.exceptions.ConnectionRefusedEr
     return socketio.exceptions.ConnectionRefusedError(message, {"code": code, "message": message})
 
 
+def _client_address(environ: dict[str, Any]) -> str | None:
+    client = environ.get("asgi.scope", {}).get("client")  # engine.io's REMOTE_ADDR is always 127.0.0.1
+    return client[0] if client else None
+
+
+TOKEN_EXPIRED = {"code": "TOKEN_EXPIRED", "message": "the token has expired; connect again with a fresh one"}
+
+
 def _broadcast(message: dict[str, Any], who: Participants) -> dict[str, Any]:
     """A stored message as ElizaOS's `messageBroadcast` payload."""
     metadata = message.get("metadata") or {}
     agent = message["role"] == "agent"
     room = str(who.session_id)
+    if agent:
+        sender, thought, actions, source = who.agent_name, metadata.get("thought"), metadata.get("actions") or [], \
+            "agent_response"
+    else:  # what a user put in its own metadata never makes its message look like the agent's
+        client_source = metadata.get("source")
+        sender, thought, actions = who.user_id, None, []
+        source = client_source if isinstance(client_source, str) and client_source != "agent_response" else "api"
     return {
         "id": message["id"], "roomId": room, "channelId": room, "senderId": message["authorId"],
-        "senderName": who.agent_name if agent else metadata.get("senderName") or who.user_id,
-        "text": message["content"], "thought": metadata.get("thought"), "actions": metadata.get("actions") or [],
-        "createdAt": message["createdAt"], "source": "agent_response" if agent else metadata.get("source") or "api",
-        "replyTo": message.get("replyTo"),
+        "senderName": sender, "text": message["content"], "thought": thought, "actions": actions,
+        "createdAt": message["createdAt"], "source": source, "replyTo": message.get("replyTo"),
     }
 
 
@@ -82,10 +103,17 @@ class Realtime:
 
     def __init__(self, settings: Settings) -> None:
         self.sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=settings.cors_origins,
-                                        logger=False, engineio_logger=False)
+                                        logger=False, engineio_logger=False,
+                                        max_http_buffer_size=settings.socketio_max_message_bytes)
+        self._settings = settings
         self._resources: Resources | None = None
         self._members: dict[uuid.UUID, set[str]] = defaultdict(set)
         self._bridges: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._slots: dict[str, StreamSlot] = {}  # socket.io sid -> its stream slot
+        self._expiry: dict[str, asyncio.TimerHandle] = {}  # socket.io sid -> its token's expiry
+        self._background: set[asyncio.Task[None]] = set()  # disconnections under way (the loop holds tasks weakly)
+        self._socketio_engine_connect = self.sio.eio.handlers["connect"]  # socket.io's own handler, wrapped
+        self.sio.eio.on("connect", self._engine_connect)
         self.sio.on("connect", self._connect)
         self.sio.on("join", self._join)
         self.sio.on("leave", self._leave)
@@ -107,6 +135,21 @@ class Realtime:
             self._bridges.clear()
             self._resources = None
 
+    async def _engine_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        """A new engine.io connection, before any credentials: refused beyond the process's cap, and closed
+        unless it completes the authenticated socket.io connect in time."""
+        if len(self.sio.eio.sockets) > self._settings.streams_per_process:  # this one is counted already
+            log.warning("engine.io connection refused: %d open", len(self.sio.eio.sockets) - 1)
+            return {"code": "STREAM_CAPACITY_REACHED", "message": "this server holds as many connections as it "
+                                                                  "allows; retry shortly"}
+        asyncio.get_running_loop().call_later(self._settings.socketio_connect_timeout_seconds,
+                                              self._drop_if_anonymous, eio_sid)
+        return await self._socketio_engine_connect(eio_sid, environ)
+
+    def _drop_if_anonymous(self, eio_sid: str) -> None:
+        if eio_sid in self.sio.eio.sockets and self.sio.manager.sid_from_eio_sid(eio_sid, "/") is None:
+            self._spawn(self.sio.eio.disconnect(eio_sid))
+
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         """The handshake carries the same credentials as HTTP: headers, or the client's `auth` option
         (`{apiKey}` or `{token}`). Refused handshakes get a `connect_error` with our error code."""
@@ -114,11 +157,34 @@ class Realtime:
         if resources is None:
             raise _refused("SERVICE_UNAVAILABLE", "the server is starting or stopping")
         credentials = {**environ_headers(environ), **(auth if isinstance(auth, dict) else {})}
+        address = _client_address(environ)
         try:
-            principal = authenticate(credentials, resources.settings)
-        except Unauthorized as error:
+            resources.auth_failures.check(address)
+            try:
+                principal = authenticate(credentials, resources.settings)
+            except Unauthorized as error:
+                await resources.auth_failures.failed(address, error, where="socket.io")
+                raise
+            slot = resources.streams.take(principal)
+        except DomainError as error:  # bad credentials, refused address, too many streams
             raise _refused(error.code, error.message) from None
+        self._slots[sid] = slot
+        left = principal.seconds_left(utcnow())
+        if left is not None:
+            self._expiry[sid] = asyncio.get_running_loop().call_later(
+                max(0.0, left), lambda: self._spawn(self._expire(sid)))
         await self.sio.save_session(sid, {"principal": principal})
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _expire(self, sid: str) -> None:
+        """The socket's token ran out: say so, then disconnect (the client connects again with a fresh one)."""
+        if self.sio.manager.is_connected(sid, "/"):
+            await self.sio.emit("error", TOKEN_EXPIRED, to=sid)
+            await self.sio.disconnect(sid)
 
     async def _principal(self, sid: str) -> Principal:
         return (await self.sio.get_session(sid))["principal"]
@@ -129,6 +195,7 @@ class Realtime:
             return await self._refuse(sid, "SERVICE_UNAVAILABLE", "the server is starting or stopping")
         try:
             principal = await self._principal(sid)
+            principal.ensure_current(utcnow())  # the token may have expired since the handshake
             principal.require_scope(READ)
             session_id = _room_of(data)
             # Listen before reading the session: nothing published from here on can be missed.
@@ -180,6 +247,11 @@ class Realtime:
     async def _disconnect(self, sid: str, *_: Any) -> None:
         for session_id in [room for room, members in self._members.items() if sid in members]:
             self._forget(sid, session_id)
+        slot, expiry = self._slots.pop(sid, None), self._expiry.pop(sid, None)
+        if slot is not None:
+            slot.release()
+        if expiry is not None:
+            expiry.cancel()
 
     def _forget(self, sid: str, session_id: uuid.UUID) -> None:
         members = self._members.get(session_id)

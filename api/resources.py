@@ -21,9 +21,10 @@ from api.metrics import ApiMetrics
 from core.bus import AsyncEventPublisher, EventHub, Keys
 from core.db import create_async_db_engine
 from core.runtime.runner import TurnRunner
-from core.ratelimit import RateLimiter
+from core.ratelimit import AuthFailures, RateLimiter
 from core.services.events import EventLog
 from core.settings import Settings
+from core.streams import StreamSlots
 from core.taskqueue import AsyncTaskSender
 from core.sessions.uow import AsyncUnitOfWork, SessionProcessor
 
@@ -55,6 +56,8 @@ class Resources:
     limiter: RateLimiter
     metrics: ApiMetrics
     started_at: float
+    streams: StreamSlots  # the SSE streams and sockets this process holds, per user token and in all
+    auth_failures: AuthFailures
 
     @classmethod
     async def open(cls, settings: Settings, metrics: ApiMetrics) -> Resources:
@@ -77,7 +80,9 @@ class Resources:
                         publisher=AsyncEventPublisher(client, keys, settings.event_stream_maxlen,
                                                       settings.event_stream_ttl_seconds),
                         tasks=tasks, hub=hub, events=EventLog(client, keys, engine), metrics=metrics,
-                        limiter=RateLimiter(client, keys, settings), started_at=time.monotonic())
+                        limiter=RateLimiter(client, keys, settings), started_at=time.monotonic(),
+                        streams=StreamSlots(settings.streams_per_user, settings.streams_per_process),
+                        auth_failures=AuthFailures(client, keys, settings))
         await hub.start()
         return resources
 

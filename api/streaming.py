@@ -7,6 +7,7 @@ The SSE reply of `POST .../messages` speaks ElizaOS's vocabulary instead (see `a
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,9 +17,13 @@ from litestar.types import Receive, Scope, Send
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
 
+from api.resources import Resources
+from core.auth import Principal
 from core.bus import parse_event_id
-from core.services.events import SessionFeed
+from core.clock import isoformat, utcnow
+from core.services.events import SessionFeed, follow_session
 from core.settings import Settings
+from core.streams import StreamSlot
 
 # Lines end with "\n" alone, as ElizaOS writes them: readers written for it split events on "\n\n"
 # (sse-starlette's default "\r\n" is valid SSE too, but those readers never see an event end).
@@ -65,10 +70,38 @@ def reply_error(code: str, message: str, message_id: str, event_id: str | None =
                        event_id)
 
 
-async def event_stream(feed: SessionFeed) -> AsyncIterator[ServerSentEvent]:
-    """Every event of the session, for as long as the client listens."""
+TOKEN_EXPIRED = {"code": "TOKEN_EXPIRED",
+                 "message": "the token has expired; reconnect with a fresh one (Last-Event-ID resumes from here)"}
+
+
+async def event_stream(feed: SessionFeed, principal: Principal, slot: StreamSlot) -> AsyncIterator[ServerSentEvent]:
+    """Every event of the session, for as long as the client listens and its credentials are valid: a user
+    token's stream ends with an `error` event (TOKEN_EXPIRED) when the token expires."""
     try:
         while True:
-            yield sse_event(await feed.next())
-    finally:  # the client left (the generator is cancelled) or the server stops
+            left = principal.seconds_left(utcnow())
+            if left is not None and left <= 0:
+                # Not a session event: no id, so resuming from Last-Event-ID skips nothing.
+                yield sse_event({"id": None, "type": "error", "sessionId": str(feed.session_id),
+                                 "data": TOKEN_EXPIRED, "createdAt": isoformat(utcnow())})
+                return
+            try:
+                event = await feed.next(left)
+            except TimeoutError:
+                continue  # the token ran out while the session was quiet
+            yield sse_event(event)
+    finally:  # the client left (the generator is cancelled), the token expired, or the server stops
         feed.close()
+        slot.release()
+
+
+async def open_event_stream(resources: Resources, principal: Principal, session_id: uuid.UUID,
+                            last_event_id: str | None) -> EventSourceResponse:
+    """GET /events: a stream slot (429 / 503 beyond the caps), then the session's feed from Last-Event-ID."""
+    slot = resources.streams.take(principal)
+    try:
+        feed = await follow_session(resources.events, resources.hub, session_id, last_event_id)
+    except BaseException:
+        slot.release()
+        raise
+    return sse_response(event_stream(feed, principal, slot), resources.settings)

@@ -110,6 +110,10 @@ class Unauthorized(DomainError):
     code = "UNAUTHORIZED"
 
 
+class CredentialsMissing(Unauthorized):
+    """No credentials at all (nothing was guessed, so no failed attempt is counted against the client)."""
+
+
 class TokenExpired(Unauthorized):
     code = "TOKEN_EXPIRED"
 
@@ -136,3 +140,21 @@ class TokenMintingUnavailable(DomainError):
     """`POST /api/auth/token` needs a signing key (JWT_SECRET, or JWT_PRIVATE_KEY for RS256/ES256)."""
 
     code = "TOKEN_MINTING_UNAVAILABLE"
+
+
+class ModelAccessDenied(InvalidInput):
+    """An agent's model settings name a key variable or a host the operator did not allow."""
+
+    code = "MODEL_ACCESS_DENIED"
+
+
+class TooManyStreams(DomainError):
+    """One user token holds as many push connections (SSE streams, sockets) as an API process allows it."""
+
+    code = "TOO_MANY_STREAMS"
+
+
+class StreamCapacityReached(ServiceUnavailable):
+    """This API process holds as many push connections as it allows in all: another replica may have room."""
+
+    code = "STREAM_CAPACITY_REACHED"

@@ -6,15 +6,19 @@ a refused request costs no quota, and two processes can never both take the last
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 import uuid
 from dataclasses import dataclass
 
 import redis.asyncio as aredis
 
 from core.bus import Keys
-from core.errors import RateLimited
+from core.errors import CredentialsMissing, RateLimited, TokenExpired, Unauthorized
 from core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # KEYS: the buckets; ARGV: each bucket's limit, then the window in ms. Returns {0, 0} when admitted, else
 # {index of the full bucket (1-based), ms until its window ends}.
@@ -81,3 +85,66 @@ class RateLimiter:
                               f"{self._settings.rate_limit_window_seconds:g} s; retry in {retry_after} s",
                               retry_after=retry_after, limit=bucket.limit, bucket=bucket.name,
                               windowSeconds=self._settings.rate_limit_window_seconds)
+
+
+# KEYS: the address's failure counter; ARGV: the window in ms. Counts one failure; returns {count, ms left}.
+_COUNT_FAILURE = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 or redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return {count, redis.call('PTTL', KEYS[1])}
+"""
+
+
+class AuthFailures:
+    """Failed authentications per client address: each one logged with the address, counted in Redis (all API
+    processes share the count). Past RATE_LIMIT_AUTH_FAILURES_PER_ADDRESS in a window, the address is refused
+    (429) until the window ends, whatever it sends, right credentials included, so guessing stops there.
+
+    A refusal is remembered by the process that decided it, so requests from addresses in good standing cost
+    no Redis round trip; another process learns of it at that address's next failure there. Missing
+    credentials and expired tokens (genuinely signed) are not guesses: logged, not counted.
+    """
+
+    def __init__(self, client: aredis.Redis, keys: Keys, settings: Settings) -> None:
+        self._keys = keys
+        self._settings = settings
+        self._count = client.register_script(_COUNT_FAILURE)
+        self._refused_until: dict[str, float] = {}  # address -> time.monotonic() when its refusal ends
+        self.enabled = settings.rate_limits_on and settings.rate_limit_auth_failures_per_address > 0
+
+    def check(self, address: str | None) -> None:
+        """Raise RateLimited while this address is refused."""
+        until = self._refused_until.get(address or "")
+        if until is None:
+            return
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._refused_until[address or ""]
+            return
+        raise self._refusal(math.ceil(left))
+
+    async def failed(self, address: str | None, error: Unauthorized, where: str) -> None:
+        """Record a failed authentication; raise RateLimited when it was one too many."""
+        counted = self.enabled and address is not None and not isinstance(error, CredentialsMissing | TokenExpired)
+        level = logging.WARNING if counted else logging.INFO
+        log.log(level, "authentication failed", extra={"client": address, "code": error.code, "reason": error.message,
+                                                       "where": where})
+        if not counted:
+            return
+        window_ms = int(self._settings.rate_limit_window_seconds * 1000)
+        count, left_ms = await self._count(keys=[self._keys.rate_limit("auth-failures", address)], args=[window_ms])
+        if int(count) > self._settings.rate_limit_auth_failures_per_address:
+            retry_after = max(1, math.ceil(int(left_ms) / 1000))
+            self._refused_until[address] = time.monotonic() + retry_after
+            log.warning("client refused after repeated authentication failures",
+                        extra={"client": address, "failures": int(count), "retry_after": retry_after})
+            raise self._refusal(retry_after)
+
+    def _refusal(self, retry_after: int) -> RateLimited:
+        limit = self._settings.rate_limit_auth_failures_per_address
+        return RateLimited(f"too many failed authentications from this address: at most {limit} per "
+                           f"{self._settings.rate_limit_window_seconds:g} s; retry in {retry_after} s",
+                           retry_after=retry_after, limit=limit, bucket="auth failures per address",
+                           windowSeconds=self._settings.rate_limit_window_seconds)

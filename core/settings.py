@@ -34,7 +34,8 @@ class Settings(BaseSettings):
     # Logs: JSON lines, or readable console output; "auto" picks console when ENVIRONMENT is dev.
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
-    # A JSON list or a comma-separated list of origins allowed to call the API from a browser.
+    # A JSON list or a comma-separated list of origins allowed to call the API from a browser (every list setting
+    # takes either form).
     cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:3000", "http://127.0.0.1:3000"]
 
     # Authentication is on when a server key or a token key is configured, off otherwise (dev default).
@@ -53,6 +54,35 @@ class Settings(BaseSettings):
     # With authentication on, these stay reachable without credentials (load balancers, API browsers).
     public_health: bool = True
     public_docs: bool = True
+    # Tokens from an identity provider: when set, a token must carry this audience / issuer (minted ones do).
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    # The longest lifetime accepted for any token (exp - iat, or exp - now without iat).
+    jwt_max_lifetime_seconds: int = Field(86400, ge=1)
+    # The API refuses to start without a key unless ENVIRONMENT is dev or test, or this says so explicitly.
+    allow_unauthenticated: bool = False
+
+    # What a request head may hold before it is refused (431, or 414 for the request line), checked as the
+    # bytes arrive so an oversized head is never read whole.
+    header_max_bytes: int = Field(32 * 1024, ge=1024)  # request line + headers
+    header_max_count: int = Field(100, ge=10)
+    request_line_max_bytes: int = Field(8 * 1024, ge=256)
+
+    # Push connections (SSE /events streams and socket.io connections) one API process holds: per user token,
+    # and in all. Refused with 429 / 503 (or a socket.io connect_error) beyond.
+    streams_per_user: int = Field(20, ge=1)
+    streams_per_process: int = Field(5000, ge=1)
+    # socket.io: the largest message a client may send (ours are a few hundred bytes), and how long a new
+    # engine.io connection may stay without completing the authenticated socket.io connect.
+    socketio_max_message_bytes: int = Field(16 * 1024, ge=1024)
+    socketio_connect_timeout_seconds: float = Field(10.0, gt=0)
+
+    # Model API keys: an agent's `apiKeyEnv` may only name one of these variables, or one starting with the
+    # prefix (never one of this service's own secrets). MODEL_HOSTS, when set, lists the only hosts (host or
+    # host:port, `*.example.com` for subdomains) agents may call; empty: any host.
+    model_key_variables: Annotated[list[str], NoDecode] = ["OPENAI_API_KEY"]
+    model_key_prefix: str = "MODEL_KEY_"
+    model_hosts: Annotated[list[str], NoDecode] = []
 
     # Rate limits (fixed windows in Redis, shared by every API process). None = on, except when
     # ENVIRONMENT=test. A limit of 0 switches that one limit off.
@@ -61,6 +91,9 @@ class Settings(BaseSettings):
     rate_limit_messages_per_session: int = Field(60, ge=0)
     rate_limit_messages_per_user: int = Field(120, ge=0)
     rate_limit_sessions_per_user: int = Field(30, ge=0)
+    # Failed authentications (wrong key, invalid token) from one client address; beyond, that address is
+    # refused (429) until the window ends, whatever it sends.
+    rate_limit_auth_failures_per_address: int = Field(20, ge=0)
 
     # How long a blocking POST waits for the reply before answering 202 (for an SSE reply: the longest
     # silence before it ends with REPLY_TIMEOUT).
@@ -128,11 +161,13 @@ class Settings(BaseSettings):
     retention_days: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
-    def _timeouts_fit(self) -> Settings:
+    def _limits_fit(self) -> Settings:
         if self.warning_threshold_minutes >= self.timeout_minutes:
             raise ValueError("WARNING_THRESHOLD_MINUTES must be less than TIMEOUT_MINUTES")
         if self.max_duration_minutes < self.timeout_minutes:
             raise ValueError("MAX_DURATION_MINUTES must be at least TIMEOUT_MINUTES")
+        if self.token_ttl_max_seconds > self.jwt_max_lifetime_seconds:  # minted tokens must stay acceptable
+            raise ValueError("TOKEN_TTL_MAX_SECONDS must not exceed JWT_MAX_LIFETIME_SECONDS")
         return self
 
     @property
@@ -149,14 +184,14 @@ class Settings(BaseSettings):
         # `AGENT_SESSIONS_API_KEY=` (e.g. an unset compose variable) must not enable an empty, guessable key.
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "model_key_variables", "model_hosts", mode="before")
     @classmethod
-    def _split_origins(cls, value: Any) -> Any:
+    def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
                 return json.loads(text)
-            return [origin.strip() for origin in text.split(",") if origin.strip()]
+            return [item.strip() for item in text.split(",") if item.strip()]
         return value
 
     @property

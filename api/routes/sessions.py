@@ -13,9 +13,10 @@ from api.debug import session_created, wants_debug
 from api.dependencies import PrincipalDep, ResourcesDep, UnitOfWorkDep
 from api.responses import GUARDED, WITH_BODY, errors
 from api.sending import send
-from api.streaming import event_stream, sse_response
+from api.streaming import open_event_stream
 from core.clock import utcnow
 from core.schemas import (
+    USER_ID_PATTERN,
     AcceptedPublic,
     ConversationStats,
     EndedSessionPublic,
@@ -32,7 +33,6 @@ from core.schemas import (
     TimeoutConfigUpdate,
 )
 from core.services import conversation, messages, sessions
-from core.services.events import follow_session
 from core.services.health import check_health, is_ready
 from core.validation import check_idempotency_key, parse_uuid, request_fingerprint
 
@@ -65,7 +65,7 @@ class SessionController(Controller):
     @get("/", summary="List sessions (a user token sees only its own)", responses=errors(*GUARDED))
     async def list_sessions(
         self, uow: UnitOfWorkDep, resources: ResourcesDep, principal: PrincipalDep,
-        user_id: Annotated[str | None, QueryParameter(name="userId", max_length=128)] = None,
+        user_id: Annotated[str | None, QueryParameter(name="userId", pattern=USER_ID_PATTERN)] = None,
         agent_id: Annotated[str | None, QueryParameter(name="agentId")] = None,
         status: StatusFilter = None,
         cursor: Annotated[str | None, QueryParameter(name="cursor", max_length=512)] = None,
@@ -147,9 +147,7 @@ class SessionController(Controller):
         sid = parse_uuid(session_id, "sessionId")
         await uow.load_session(sid, owner=principal.owner)  # another user's session: 404, as everywhere
         await uow.commit()  # a read: give the connection (and SQLite's read lock) back before the endless stream
-        feed = await follow_session(resources.events, resources.hub, sid,
-                                    request.headers.get("last-event-id") or last_event_id)
-        return sse_response(event_stream(feed), resources.settings)
+        return await open_event_stream(resources, principal, sid, request.headers.get("last-event-id") or last_event_id)
 
     @get("/{session_id:str}/messages", summary="Message history, newest first", responses=errors(*GUARDED, 404))
     async def history(self, session_id: SessionId, uow: UnitOfWorkDep, resources: ResourcesDep, principal: PrincipalDep,

@@ -25,6 +25,7 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "INVALID_PAGINATION": ErrorCode(400, "InvalidRequest"),
     "INVALID_TIMEOUT_CONFIG": ErrorCode(400, "InvalidRequest"),
     "INVALID_EVENT_ID": ErrorCode(400, "InvalidRequest"),
+    "MODEL_ACCESS_DENIED": ErrorCode(400, "InvalidRequest"),
     # Credentials.
     "UNAUTHORIZED": ErrorCode(401, "Unauthorized"),
     "TOKEN_EXPIRED": ErrorCode(401, "TokenExpired"),
@@ -51,9 +52,14 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "METHOD_NOT_ALLOWED": ErrorCode(405, "ApiError"),
     "REQUEST_TOO_LARGE": ErrorCode(413, "ApiError"),
     "UNSUPPORTED_MEDIA_TYPE": ErrorCode(415, "ApiError"),
+    "URI_TOO_LONG": ErrorCode(414, "ApiError"),
+    "HEADERS_TOO_LARGE": ErrorCode(431, "ApiError"),
+    "TOO_MANY_HEADERS": ErrorCode(431, "ApiError"),
     # Slow down, or try again later.
     "RATE_LIMIT_EXCEEDED": ErrorCode(429, "RateLimited"),
+    "TOO_MANY_STREAMS": ErrorCode(429, "RateLimited"),
     "SERVICE_UNAVAILABLE": ErrorCode(503, "ServiceUnavailable"),
+    "STREAM_CAPACITY_REACHED": ErrorCode(503, "ServiceUnavailable"),
     "INTERNAL_ERROR": ErrorCode(500, "ApiError"),
     # Why a message got no reply: a blocking send answers 502 AGENT_FAILED (409 MESSAGE_SUPERSEDED for
     # SUPERSEDED); message.failed events and a stream's `error` event carry the precise code.
@@ -61,11 +67,21 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "AGENT_MISCONFIGURED": ErrorCode(None, "AgentFailed"),
     "AGENT_CONTEXT_TOO_LONG": ErrorCode(None, "AgentFailed"),
     "AGENT_CIRCUIT_OPEN": ErrorCode(None, "AgentFailed"),
+    # What a model server did, in words a user may see (the detail is in the worker's log).
+    "MODEL_TIMEOUT": ErrorCode(None, "AgentFailed"),
+    "MODEL_UNREACHABLE": ErrorCode(None, "AgentFailed"),
+    "MODEL_AUTH_FAILED": ErrorCode(None, "AgentFailed"),
+    "MODEL_RATE_LIMITED": ErrorCode(None, "AgentFailed"),
+    "MODEL_REQUEST_REJECTED": ErrorCode(None, "AgentFailed"),
+    "MODEL_SERVER_ERROR": ErrorCode(None, "AgentFailed"),
+    "MODEL_STREAM_ERROR": ErrorCode(None, "AgentFailed"),
+    "MODEL_CALL_FAILED": ErrorCode(None, "AgentFailed"),
     "SESSION_CLOSED": ErrorCode(None, "AgentFailed"),
     "DELIVERY_FAILED": ErrorCode(None, "AgentFailed"),
     "SUPERSEDED": ErrorCode(None, "MessageSuperseded"),
     # A stream ended before the reply came; the reply still arrives on the session's events.
     "REPLY_TIMEOUT": ErrorCode(None, "ReplyTimeout"),
-    # socket.io only: an event the server does not take.
+    # socket.io only: an event the server does not take; an expired token ends a stream or a connection
+    # (TOKEN_EXPIRED, above).
     "UNSUPPORTED_MESSAGE_TYPE": ErrorCode(None, "ApiError"),
 }

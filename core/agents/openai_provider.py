@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import weakref
@@ -37,12 +38,13 @@ from pydantic import ValidationError
 
 from core.agents.base import AgentContext, AgentFailure, AgentOutput, AgentReply
 from core.agents.character import AgentSettings, ModelSettings, describe, parse_settings
+from core.agents.model_access import model_key
 from core.agents.prompt import build_prompt
 
-NO_KEY = "no-key"  # the SDK insists on a key; servers that need none (Ollama, vLLM) ignore it
 CONFIDENCE_BY_FINISH = {"stop": 0.7, "length": 0.4}
 DEFAULT_CONFIDENCE = 0.5
 MAX_REASON_CHARS = 300
+log = logging.getLogger(__name__)
 FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 STATUS_MEANING = {400: "bad request (for example a context too long for the model)", 401: "the API key was refused",
                   403: "access denied", 404: "unknown model or endpoint", 408: "request timeout",
@@ -65,13 +67,8 @@ def client_for(base_url: str | None, api_key: str) -> openai.AsyncOpenAI:
 
 
 def api_key_for(model: ModelSettings) -> str:
-    if model.api_key_env is None:
-        return NO_KEY
-    key = os.environ.get(model.api_key_env, "")
-    if not key:
-        raise AgentFailure(f"the environment variable {model.api_key_env} (the agent's apiKeyEnv) is not set "
-                           "in the worker", code="AGENT_MISCONFIGURED")
-    return key
+    # Only a variable the operator designated, and only for an allowed host (core/agents/model_access.py).
+    return model_key(model)
 
 
 def _provider_message(error: openai.APIStatusError) -> str:
@@ -92,28 +89,39 @@ def _refused_or_dropped(error: BaseException) -> BaseException | None:
 
 
 def failure_from(error: openai.OpenAIError, model: ModelSettings) -> AgentFailure:
-    """The worker's view of an SDK error: what went wrong, in words, and whether a retry may help."""
+    """The worker's view of an SDK error: a stable code and plain words for the user (stored with the message,
+    shown in the 502 and the events), and whether a retry may help. Where the model server is and what it
+    said (it may name internal hosts, or echo the prompt) go to the worker's log only."""
     where = model.base_url or "the OpenAI API"
     if isinstance(error, openai.APITimeoutError) and (connection_error := _refused_or_dropped(error)):
         error = openai.APIConnectionError(request=error.request)
         error.__cause__ = connection_error
     if isinstance(error, openai.APITimeoutError):
-        return AgentFailure(f"the model server at {where} did not answer within {model.request_timeout_seconds:g} s",
-                            transient=True)
-    if isinstance(error, openai.APIConnectionError):
+        failure = AgentFailure(f"the model server did not answer within {model.request_timeout_seconds:g} s",
+                               transient=True, code="MODEL_TIMEOUT")
+        detail = f"{where} did not answer within {model.request_timeout_seconds:g} s"
+    elif isinstance(error, openai.APIConnectionError):
         cause = error.__cause__ or error
-        return AgentFailure(f"could not reach the model server at {where}: {type(cause).__name__}: {cause}"
-                            [:MAX_REASON_CHARS], transient=True)
-    if isinstance(error, openai.APIStatusError):
+        failure = AgentFailure("could not reach the model server", transient=True, code="MODEL_UNREACHABLE")
+        detail = f"could not reach {where}: {type(cause).__name__}: {cause}"
+    elif isinstance(error, openai.APIStatusError):
         status = error.status_code
         transient = status in (408, 409, 429) or status >= 500
         meaning = STATUS_MEANING.get(status, "server error" if status >= 500 else "error")
-        return AgentFailure(f"the model provider answered {status} ({meaning}): {_provider_message(error)}",
-                            transient=transient)
-    if isinstance(error, openai.APIError):  # an error event inside a stream
-        return AgentFailure(f"the model provider reported an error: {error.message}"[:MAX_REASON_CHARS],
-                            transient=True)
-    return AgentFailure(f"the model call failed: {type(error).__name__}: {error}"[:MAX_REASON_CHARS])
+        code = ("MODEL_AUTH_FAILED" if status in (401, 403) else "MODEL_RATE_LIMITED" if status == 429
+                else "MODEL_SERVER_ERROR" if status >= 500 else "MODEL_REQUEST_REJECTED")
+        failure = AgentFailure(f"the model server answered {status} ({meaning})", transient=transient, code=code)
+        detail = f"{where} answered {status}: {_provider_message(error)}"
+    elif isinstance(error, openai.APIError):  # an error event inside a stream
+        failure = AgentFailure("the model server reported an error while answering", transient=True,
+                               code="MODEL_STREAM_ERROR")
+        detail = f"{where} reported an error in its stream: {error.message}"
+    else:
+        failure = AgentFailure("the model call failed", code="MODEL_CALL_FAILED")
+        detail = f"the call to {where} failed: {type(error).__name__}: {error}"
+    log.warning("model call failed: %s", detail[:MAX_REASON_CHARS * 4],
+                extra={"code": failure.code, "transient": failure.transient, "model": model.name})
+    return failure
 
 
 @dataclass
@@ -209,8 +217,9 @@ class OpenAIAgent:
             wrapped.__cause__ = error
             raise failure_from(wrapped, self.model) from error
         if generation.finish_reason is None:  # every compatible server ends a complete reply with one
-            raise AgentFailure(f"the reply from {self.model.base_url or 'the OpenAI API'} broke off before its end",
-                               transient=True)
+            log.warning("model reply broke off: %s", self.model.base_url or "the OpenAI API")
+            raise AgentFailure("the model server's reply broke off before its end", transient=True,
+                               code="MODEL_STREAM_ERROR")
         if not generation.text.strip():
             raise AgentFailure(f"the model returned an empty reply (finish reason: {generation.finish_reason})")
         structured = parse_structured(generation.text) if looks_structured(generation.text.lstrip()) else None
@@ -230,12 +239,13 @@ class OpenAIAgent:
                 try:
                     chunk = orjson.loads(data)
                 except orjson.JSONDecodeError:
-                    raise AgentFailure("the model server sent a malformed stream chunk", transient=True) from None
+                    raise AgentFailure("the model server sent a malformed stream chunk", transient=True,
+                                       code="MODEL_STREAM_ERROR") from None
                 if not isinstance(chunk, dict):
                     continue
-                if chunk.get("error"):
-                    raise AgentFailure(f"the model provider reported an error: {_error_text(chunk['error'])}"
-                                       [:MAX_REASON_CHARS], transient=True)
+                if chunk.get("error"):  # an error event inside the stream: failure_from words it for users
+                    raise openai.APIError(_error_text(chunk["error"]), response.http_response.request,
+                                          body=chunk["error"])
                 choices = chunk.get("choices")
                 if not choices:
                     continue

@@ -9,15 +9,19 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from core.agents.character import AgentPatch, Character, builtin_character, describe, load_character_dir, merge_patch
+from core.agents.model_access import check_model
 from core.clock import epoch_millis, utcnow
 from core.errors import AgentInUse, AgentNameTaken, AgentNotFound, InvalidInput
 from core.models import DEFAULT_AGENT_ID, agents_table, sessions_table
 from core.schemas import AgentDeleted, AgentList, AgentPublic, AgentSummary, Deleted
 from core.sessions.uow import AsyncUnitOfWork
+from core.settings import Settings
 
 A = agents_table.c
 S = sessions_table.c
 LIVE_STATUSES = ("active", "paused")
+# What a user token sees of an agent's settings: its prompt, model server and key variable are the operator's.
+PUBLIC_SETTINGS = ("description",)
 
 
 def agent_summary(row: Any) -> AgentSummary:
@@ -28,13 +32,15 @@ def agent_summary(row: Any) -> AgentSummary:
                         created_at=epoch_millis(row.created_at), updated_at=epoch_millis(row.updated_at))
 
 
-def agent_public(row: Any) -> AgentPublic:
-    return AgentPublic(**agent_summary(row).model_dump(), settings=row.settings)
+def agent_public(row: Any, *, full: bool = True) -> AgentPublic:
+    """An agent; without `full` (a user token), only the settings meant for listings."""
+    settings = row.settings if full else {key: row.settings[key] for key in PUBLIC_SETTINGS if key in row.settings}
+    return AgentPublic(**agent_summary(row).model_dump(), settings=settings)
 
 
 async def list_agents(uow: AsyncUnitOfWork) -> AgentList:
     rows = await uow.execute(select(agents_table).order_by(A.created_at, A.name))
-    return AgentList(agents=[agent_summary(row) for row in rows])
+    return AgentList(agents=[agent_summary(row) for row in rows])  # summaries: no settings, for any caller
 
 
 async def get_agent_row(uow: AsyncUnitOfWork, agent_id: uuid.UUID, *, for_update: bool = False) -> Any:
@@ -45,8 +51,8 @@ async def get_agent_row(uow: AsyncUnitOfWork, agent_id: uuid.UUID, *, for_update
     return row
 
 
-async def get_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID) -> AgentPublic:
-    return agent_public(await get_agent_row(uow, agent_id))
+async def get_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, *, full: bool) -> AgentPublic:
+    return agent_public(await get_agent_row(uow, agent_id), full=full)
 
 
 async def _ensure_name_free(uow: AsyncUnitOfWork, name: str, agent_id: uuid.UUID | None = None) -> None:
@@ -55,7 +61,8 @@ async def _ensure_name_free(uow: AsyncUnitOfWork, name: str, agent_id: uuid.UUID
         raise AgentNameTaken(f"an agent named {name!r} already exists", agentId=str(taken))
 
 
-async def create_agent(uow: AsyncUnitOfWork, character: Character) -> AgentPublic:
+async def create_agent(uow: AsyncUnitOfWork, character: Character, settings: Settings) -> AgentPublic:
+    check_model(character.settings.model, settings)
     await _ensure_name_free(uow, character.name)
     now = utcnow()
     values = {"id": uuid.uuid4(), "name": character.name, "provider": character.provider,
@@ -64,7 +71,8 @@ async def create_agent(uow: AsyncUnitOfWork, character: Character) -> AgentPubli
     return agent_public(SimpleNamespace(**values))
 
 
-async def update_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, patch: AgentPatch) -> AgentPublic:
+async def update_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, patch: AgentPatch,
+                       settings: Settings) -> AgentPublic:
     """Apply the patch over the stored character, then validate the result as a whole."""
     row = await get_agent_row(uow, agent_id, for_update=True)
     document = {"name": patch.name if patch.name is not None else row.name,
@@ -74,6 +82,7 @@ async def update_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, patch: AgentPa
         character = Character.model_validate(document)
     except ValidationError as error:
         raise InvalidInput(describe(error), agentId=str(agent_id)) from None
+    check_model(character.settings.model, settings)
     await _ensure_name_free(uow, character.name, agent_id)
     values = {"name": character.name, "provider": character.provider, "settings": character.stored_settings(),
               "updated_at": utcnow()}

@@ -38,7 +38,7 @@ from core.services.agents import get_agent_row
 from core.settings import Settings
 from core import timeouts
 from core.sessions.uow import AsyncUnitOfWork
-from core.validation import check_metadata
+from core.validation import check_metadata, moment_from
 
 S = sessions_table.c
 
@@ -124,7 +124,7 @@ def _encode_cursor(row: Any) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         moment, _, ident = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(moment), uuid.UUID(ident)
+        return moment_from(moment), uuid.UUID(ident)
     except ValueError:
         raise InvalidPagination("cursor is not one this API returned", field="cursor") from None
 

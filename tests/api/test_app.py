@@ -13,7 +13,8 @@ with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     from api.app import create_server
     from core.settings import Settings
-    create_server(Settings(_env_file=None, database_url="sqlite:///unused.db", redis_url="redis://127.0.0.1:1/0"))
+    create_server(Settings(_env_file=None, database_url="sqlite:///unused.db", redis_url="redis://127.0.0.1:1/0",
+                           environment="test"))  # production without a key refuses to start
 print(json.dumps([f"{w.category.__name__}: {w.message}" for w in caught if issubclass(w.category, DeprecationWarning)]))
 """
 

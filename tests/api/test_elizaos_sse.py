@@ -38,13 +38,13 @@ def test_an_elizaos_sse_reader_gets_the_streamed_reply(client: httpx.Client, sta
 
 
 def test_an_elizaos_sse_reader_gets_the_error_when_the_agent_fails(client: httpx.Client, stack: Stack) -> None:
-    # Its API key variable is not set in the worker: the agent cannot answer, at once and for good.
+    # Its API key variable (designated by its MODEL_KEY_ prefix) is not set in the worker: the agent cannot answer.
     broken = client.post("/api/agents", json={"name": f"unavailable-{uuid.uuid4().hex[:8]}", "provider": "openai",
                                               "settings": {"model": {"name": "m", "baseUrl": "http://127.0.0.1:9/v1",
-                                                                     "apiKeyEnv": "AS_TEST_UNSET_KEY"}}})
+                                                                     "apiKeyEnv": "MODEL_KEY_AS_TEST_UNSET"}}})
     sid = create_session(client, agentId=broken.json()["id"])["sessionId"]
 
     seen = read_reply(stack, sid, "Hello?")
 
     assert seen["order"] == ["user_message", "error"]
-    assert "AS_TEST_UNSET_KEY" in seen["error"] and seen["done"] is None
+    assert "MODEL_KEY_AS_TEST_UNSET" in seen["error"] and seen["done"] is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -108,6 +109,18 @@ CASES: list[tuple[str, Callable[[httpx.Client], httpx.Response], int, str]] = [
     ("wrong method", lambda c: c.put(SESSIONS), 405, "METHOD_NOT_ALLOWED"),
     ("body over 256 KiB", lambda c: c.post(SESSIONS, content=b"{" + b" " * 300_000 + b"}",
                                            headers={"content-type": "application/json"}), 413, "REQUEST_TOO_LARGE"),
+    ("JSON nested 1,000 levels", _post_raw(SESSIONS, b"[" * 1000 + b"]" * 1000), 400, "INVALID_JSON"),
+    ("metadata nested 100 levels", _post_raw(SESSIONS, b'{"agentId": "' + AGENT.encode() + b'", "userId": "u1", '
+                                             b'"metadata": {"x": ' + b"[" * 100 + b"]" * 100 + b"}}"),
+     400, "INVALID_JSON"),
+    ("stats from a date that leaves the calendar in UTC",
+     lambda c: c.get(f"{SESSIONS}/stats", params={"from": "0001-01-01T00:00:00+14:00"}), 400, "INVALID_REQUEST"),
+    ("stats to a date that leaves the calendar in UTC",
+     lambda c: c.get(f"{SESSIONS}/stats", params={"to": "9999-12-31T23:59:59-14:00"}), 400, "INVALID_REQUEST"),
+    ("list cursor at the edge of the calendar", lambda c: c.get(SESSIONS, params={"cursor": base64.urlsafe_b64encode(
+        f"9999-12-31T23:59:59-14:00|{UNKNOWN}".encode()).decode()}), 400, "INVALID_PAGINATION"),
+    ("list userId with NUL", lambda c: c.get(f"{SESSIONS}?userId=%00"), 400, "INVALID_REQUEST"),
+    ("static file name with NUL", lambda c: c.get("/static/chat.js%00.html"), 404, "NOT_FOUND"),
 ]
 
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 
 from api.streaming import event_stream
+from core.auth import OPEN
 from core.services.events import follow_session
+from core.streams import StreamSlots
 from tests.support.events import World, run
 
 
 def test_stream_frames_events_and_unsubscribes_when_closed(sqlite_url: str, redis_prefix: str) -> None:
     async def scenario(w: World) -> None:
         sid = await w.new_session()
-        stream = event_stream(await follow_session(w.log, w.hub, sid, None))
+        slots = StreamSlots(per_user=1, per_process=1)
+        stream = event_stream(await follow_session(w.log, w.hub, sid, None), OPEN, slots.take(OPEN))
         await w.store(sid, 1)
         await w.publish_chunk(sid, after_seq=1, index=1)
 
@@ -24,6 +27,6 @@ def test_stream_frames_events_and_unsubscribes_when_closed(sqlite_url: str, redi
 
         await stream.aclose()  # what sse-starlette does when the client disconnects
 
-        assert w.hub.listener_count == 0
+        assert w.hub.listener_count == 0 and slots.held == 0  # its stream slot is given back too
 
     run(sqlite_url, redis_prefix, scenario)

@@ -25,7 +25,7 @@ SYSTEM = "You are the support assistant of Acme Bank. Be brief."
 def create_llm_agent(client: httpx.Client, fake: FakeOpenAI, model: str, **model_settings: Any) -> dict[str, Any]:
     document = {"name": f"llm-{uuid.uuid4().hex[:8]}", "provider": "openai", "settings": {
         "system": SYSTEM,
-        "model": {"name": model, "baseUrl": fake.base_url, "apiKeyEnv": "TEST_LLM_KEY", "requestTimeoutSeconds": 5,
+        "model": {"name": model, "baseUrl": fake.base_url, "apiKeyEnv": "MODEL_KEY_TEST_LLM", "requestTimeoutSeconds": 5,
                   **model_settings}}}
     response = client.post("/api/agents", json=document)
     assert response.status_code == 201, response.text
@@ -122,13 +122,11 @@ def test_transient_errors_are_retried_then_the_reply_is_stored(
 
 
 @pytest.mark.parametrize("settings, steps, reason", [
-    ({"apiKeyEnv": "TEST_LLM_WRONG_KEY"}, (),
-     "the model provider answered 401 (the API key was refused): Incorrect API key provided."),
+    ({"apiKeyEnv": "MODEL_KEY_TEST_LLM_WRONG"}, (), "the model server answered 401 (the API key was refused)"),
     ({}, (Fail(400, "This model's maximum context length is 8192 tokens.", "context_length_exceeded"),),
-     "the model provider answered 400 (bad request (for example a context too long for the model)): "
-     "This model's maximum context length is 8192 tokens."),
+     "the model server answered 400 (bad request (for example a context too long for the model))"),
 ], ids=["bad-key", "context-too-long"])
-def test_non_transient_errors_fail_at_once_with_the_providers_reason(
+def test_non_transient_errors_fail_at_once_with_a_stable_reason(
         client: httpx.Client, fake_openai: FakeOpenAI, settings: dict[str, Any], steps: tuple[Any, ...],
         reason: str) -> None:
     model = new_model(fake_openai, *steps)
@@ -149,8 +147,28 @@ def test_unknown_model_fails_at_once(client: httpx.Client, fake_openai: FakeOpen
     response = send_message(client, sid, "Hello?")
 
     assert response.status_code == 502
-    assert f"404 (unknown model or endpoint): The model `{model}` does not exist." in response.json()["message"]
+    assert response.json()["message"] == "the model server answered 404 (unknown model or endpoint)"
     assert len(fake_openai.requests_for(model)) == 1 and statuses(client, sid) == ["failed"]
+
+
+def test_a_failed_model_call_shows_users_a_code_and_operators_the_detail(
+        stack: Stack, client: httpx.Client, fake_openai: FakeOpenAI, redis_client: redis.Redis) -> None:
+    upstream = f"internal error at http://10.20.30.40:8000/v1 ({uuid.uuid4().hex[:8]})"
+    model = new_model(fake_openai, *[Fail(500, upstream)] * 3)
+    sid = create_session(client, agentId=create_llm_agent(client, fake_openai, model)["id"])["sessionId"]
+
+    with session_events(stack, redis_client, sid) as events:
+        response = send_message(client, sid, "Hello?")
+
+    [failed] = [e["data"] for e in events if e["type"] == "message.failed"]
+    stored = history(client, sid)["messages"][0]
+    shown = [response.text, str(failed), str(stored)]
+    assert response.status_code == 502 and failed["error"]["code"] == stored["metadata"]["errorCode"] == \
+        "MODEL_SERVER_ERROR"
+    for text in shown:
+        assert fake_openai.base_url not in text and "10.20.30.40" not in text and upstream not in text
+    wait_until(lambda: any(upstream in str(record) for record in stack.log_records("worker")), 10,
+               "the model server's own words in the worker's log")
 
 
 def test_repeated_failures_open_the_breaker_which_fails_fast_then_closes_again(
@@ -166,8 +184,8 @@ def test_repeated_failures_open_the_breaker_which_fails_fast_then_closes_again(
 
     assert tripping.status_code == 502 and len(fake_openai.requests_for(model)) == 2
     assert fast.status_code == 502 and len(fake_openai.requests_for(model)) == 2  # the server was left alone
-    assert "unavailable: 2 calls failed in a row (last: the model provider answered 503 (server error): " \
-           "upstream down)" in fast.json()["message"]
+    assert "unavailable: 2 calls failed in a row (last: the model server answered 503 (server error))" \
+        in fast.json()["message"]
     [failed] = [e["data"] for e in events if e["type"] == "message.failed"]
     assert failed["error"]["code"] == "AGENT_CIRCUIT_OPEN"
 

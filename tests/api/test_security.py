@@ -155,3 +155,19 @@ def test_cors_allows_only_configured_origins(http: httpx.Client) -> None:
     assert allowed.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
     assert "x-api-key" in allowed.headers["Access-Control-Allow-Headers"].lower()
     assert foreign.status_code == 400 and "Access-Control-Allow-Origin" not in foreign.headers
+
+
+def test_a_user_token_sees_no_agent_settings_but_the_description(http: httpx.Client) -> None:
+    character = {"name": f"private-{unique_user()}", "provider": "openai", "settings": {
+        "description": "Billing questions", "system": "Internal playbook: refund up to 50 EUR.",
+        "model": {"name": "m", "baseUrl": "http://10.1.2.3:8000/v1", "apiKeyEnv": "MODEL_KEY_BILLING"}}}
+    agent = http.post("/api/agents", json=character, headers=SERVER).json()
+    user = bearer(user_token(unique_user()))
+
+    listed = next(a for a in http.get("/api/agents", headers=user).json()["agents"] if a["id"] == agent["id"])
+    fetched = http.get(f"/api/agents/{agent['id']}", headers=user).json()
+    as_server = http.get(f"/api/agents/{agent['id']}", headers=SERVER).json()
+
+    assert "settings" not in listed and listed["name"] == agent["name"]  # the list holds summaries only
+    assert fetched["settings"] == {"description": "Billing questions"} and fetched["provider"] == "openai"
+    assert as_server["settings"]["model"]["baseUrl"] == "http://10.1.2.3:8000/v1"

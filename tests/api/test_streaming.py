@@ -96,17 +96,17 @@ def test_sse_reply_retry_with_idempotency_key_replays_the_same_exchange(client: 
 
 
 def test_sse_reply_ends_with_an_error_when_the_agent_fails(client: httpx.Client) -> None:
-    # Its API key variable is not set in the worker: the agent cannot answer, at once and for good.
+    # Its API key variable (designated by its MODEL_KEY_ prefix) is not set in the worker: the agent cannot answer.
     broken = client.post("/api/agents", json={"name": f"unavailable-{uuid.uuid4().hex[:8]}", "provider": "openai",
                                               "settings": {"model": {"name": "m", "baseUrl": "http://127.0.0.1:9/v1",
-                                                                     "apiKeyEnv": "AS_TEST_UNSET_KEY"}}})
+                                                                     "apiKeyEnv": "MODEL_KEY_AS_TEST_UNSET"}}})
     sid = create_session(client, agentId=broken.json()["id"])["sessionId"]
 
     events = stream_reply(client, sid, {"content": "Hello?", "transport": "sse"})
 
     assert [e.event for e in events] == ["user_message", "error"]
     error = events[-1].payload
-    assert error["code"] == "AGENT_MISCONFIGURED" and "AS_TEST_UNSET_KEY" in error["message"]
+    assert error["code"] == "AGENT_MISCONFIGURED" and "MODEL_KEY_AS_TEST_UNSET" in error["message"]
     assert error["error"] == error["message"]  # what ElizaOS readers read
 
 

@@ -96,6 +96,7 @@ def stack(database_url: str, name: str, workers: int = 1,
     prefix = f"as-bench-{uuid.uuid4().hex[:8]}-{name}:"
     processes = Stack(env={"DATABASE_URL": database_url, "REDIS_URL": redis_url, "REDIS_PREFIX": prefix,
                            "CELERY_QUEUE": f"bench-{name}", "ENVIRONMENT": "bench",
+                           "ALLOW_UNAUTHENTICATED": "true",  # open on purpose: no key on a bench's loopback
                            "RATE_LIMIT_ENABLED": "false",  # the load is ours: measure, do not throttle
                            **(tree_env(source_tree) if source_tree else {}), **env},
                       log_dir=Path(tempfile.mkdtemp(prefix=f"bench-{name}-")), cwd=source_tree,

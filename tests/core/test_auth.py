@@ -133,3 +133,57 @@ def test_environ_headers_feed_authenticate_for_socketio_connects() -> None:
     environ = {"HTTP_X_API_KEY": "k3y", "REMOTE_ADDR": "127.0.0.1", "wsgi.input": object()}
 
     assert authenticate(environ_headers(environ), settings(AGENT_SESSIONS_API_KEY="k3y")).via == "server_key"
+
+
+AUDIENCE, ISSUER = "agent-sessions", "https://id.example.com/"
+
+
+@pytest.mark.parametrize(("claims", "accepted"), [
+    ({"aud": AUDIENCE, "iss": ISSUER}, True),
+    ({"aud": ["other-api", AUDIENCE], "iss": ISSUER}, True),
+    ({"aud": "other-api", "iss": ISSUER}, False),
+    ({"iss": ISSUER}, False),  # no audience: meant for any service, so not for this one
+    ({"aud": AUDIENCE, "iss": "https://evil.example/"}, False),
+    ({"aud": AUDIENCE}, False),
+])
+def test_audience_and_issuer_are_required_and_checked_when_configured(claims: dict[str, Any], accepted: bool) -> None:
+    configured = settings(jwt_secret=SECRET, jwt_audience=AUDIENCE, jwt_issuer=ISSUER)
+    token = hs_token({"sub": "frank", **claims})
+
+    if accepted:
+        assert authenticate({"token": token}, configured).owner == "frank"
+    else:
+        with pytest.raises(Unauthorized):
+            authenticate({"token": token}, configured)
+
+
+def test_minted_tokens_carry_the_configured_audience_and_issuer() -> None:
+    configured = settings(jwt_secret=SECRET, jwt_audience=AUDIENCE, jwt_issuer=ISSUER)
+
+    minted = mint_token(configured, "gina", None, 60, datetime.now(UTC))
+
+    assert authenticate({"token": minted.token}, configured).owner == "gina"
+
+
+@pytest.mark.parametrize("claims", [
+    {"exp": int(time.time()) + 30 * 86400},  # no iat: counted from now
+    {"iat": int(time.time()) - 60, "exp": int(time.time()) + 2 * 86400},
+])
+def test_a_token_living_longer_than_the_maximum_is_refused(claims: dict[str, Any]) -> None:
+    token = jwt.encode({"sub": "henry", **claims}, SECRET, algorithm="HS256")
+
+    with pytest.raises(Unauthorized, match="JWT_MAX_LIFETIME_SECONDS"):
+        authenticate({"token": token}, settings(jwt_secret=SECRET, jwt_max_lifetime_seconds=86400))
+
+
+def test_a_token_principal_knows_when_it_stops_being_valid() -> None:
+    expires = int(time.time()) + 60
+    principal = authenticate({"token": hs_token({"sub": "ida", "exp": expires})},
+                             settings(jwt_secret=SECRET, jwt_leeway_seconds=5))
+
+    assert principal.valid_until == datetime.fromtimestamp(expires + 5, UTC)
+    principal.ensure_current(datetime.fromtimestamp(expires + 4, UTC))
+    with pytest.raises(TokenExpired):
+        principal.ensure_current(datetime.fromtimestamp(expires + 5, UTC))
+    assert authenticate({"X-API-KEY": "k3y"}, settings(AGENT_SESSIONS_API_KEY="k3y")).seconds_left(
+        datetime.now(UTC)) is None

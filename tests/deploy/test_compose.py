@@ -69,3 +69,16 @@ def test_the_check_rejects_unknown_commands_and_options() -> None:
         check_our_command(["agent-sessions", "api", "--workers", "many"])
     with pytest.raises(Exception, match="No such option"):
         check_our_command(["agent-sessions", "beat", "--bogus"])
+
+
+def test_compose_stops_without_a_server_key_and_publishes_on_loopback_only() -> None:
+    document = compose()
+    keys = [service.get("environment", {}).get("AGENT_SESSIONS_API_KEY")
+            for service in (document["x-app"], *document["services"].values())]
+
+    # `${VAR:?message}`: compose refuses to run the file while VAR is unset or empty, printing the message.
+    assert [key for key in keys if key is not None]
+    for key in filter(None, keys):
+        assert key.startswith("${AGENT_SESSIONS_API_KEY:?") and "secrets.token_urlsafe(32)" in key, key
+    for name in ("api", "flower"):
+        assert all(port.startswith("127.0.0.1:") for port in document["services"][name]["ports"]), name

@@ -9,6 +9,7 @@ const socket = io(process.env.SERVER_URL, { transports: ['websocket'], auth });
 const report = (kind, payload) => console.log(JSON.stringify({ kind, payload }));
 socket.on('connect', () => report('connect', socket.id));
 socket.on('connect_error', (error) => report('connect_error', { message: String(error), data: error.data ?? null }));
+socket.on('disconnect', (reason) => report('disconnect', reason));
 socket.onAny((event, payload) => report(event, payload));
 readline.createInterface({ input: process.stdin })
   .on('line', (line) => {

@@ -33,7 +33,7 @@ def stack_env(database_url: str, prefix: str, queue: str, **extra: str) -> dict[
     Also the API keys of the local OpenAI-compatible server (`fake_openai`), named by test characters' apiKeyEnv.
     """
     return {"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "REDIS_PREFIX": prefix, "CELERY_QUEUE": queue,
-            "ENVIRONMENT": "test", "TEST_LLM_KEY": GOOD_KEY, "TEST_LLM_WRONG_KEY": WRONG_KEY, **extra}
+            "ENVIRONMENT": "test", "MODEL_KEY_TEST_LLM": GOOD_KEY, "MODEL_KEY_TEST_LLM_WRONG": WRONG_KEY, **extra}
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:

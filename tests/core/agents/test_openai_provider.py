@@ -17,12 +17,12 @@ from tests.support.openai_server import GOOD_KEY, Delay, Drop, Fail, FakeOpenAI,
 
 @pytest.fixture(autouse=True)
 def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TEST_LLM_KEY", GOOD_KEY)
-    monkeypatch.setenv("TEST_LLM_WRONG_KEY", "sk-wrong")
+    monkeypatch.setenv("MODEL_KEY_TEST_LLM", GOOD_KEY)
+    monkeypatch.setenv("MODEL_KEY_TEST_LLM_WRONG", "sk-wrong")
 
 
 def settings_for(fake: FakeOpenAI, model: str, **model_settings: Any) -> dict[str, Any]:
-    return {"system": "You are terse.", "model": {"name": model, "baseUrl": fake.base_url, "apiKeyEnv": "TEST_LLM_KEY",
+    return {"system": "You are terse.", "model": {"name": model, "baseUrl": fake.base_url, "apiKeyEnv": "MODEL_KEY_TEST_LLM",
                                                   "requestTimeoutSeconds": 2, **model_settings}}
 
 
@@ -90,52 +90,69 @@ def test_a_reply_cut_at_max_tokens_reports_lower_confidence(fake_openai: FakeOpe
     assert reply.confidence == 0.4 and "length" in reply.thought
 
 
-@pytest.mark.parametrize("step, expected", [
-    (Fail(503, "upstream overloaded"), "503 (server error): upstream overloaded"),
-    (Fail(429, "Rate limit reached"), "429 (rate limited or out of quota): Rate limit reached"),
-    (Delay(1.5), "did not answer within 0.5 s"),
-    (Drop(), "could not reach the model server"),
-    (Drop(after_chunks=2), "broke off before its end"),
+@pytest.mark.parametrize("step, code, expected", [
+    (Fail(503, "upstream overloaded"), "MODEL_SERVER_ERROR", "the model server answered 503 (server error)"),
+    (Fail(429, "Rate limit reached"), "MODEL_RATE_LIMITED", "429 (rate limited or out of quota)"),
+    (Delay(1.5), "MODEL_TIMEOUT", "did not answer within 0.5 s"),
+    (Drop(), "MODEL_UNREACHABLE", "could not reach the model server"),
+    (Drop(after_chunks=2), "MODEL_STREAM_ERROR", "broke off before its end"),
 ])
-def test_transient_failures_are_marked_for_retry(fake_openai: FakeOpenAI, step: Any, expected: str) -> None:
+def test_transient_failures_are_marked_for_retry(fake_openai: FakeOpenAI, step: Any, code: str, expected: str) -> None:
     failure = failure_of(settings_for(fake_openai, new_model(fake_openai, step), requestTimeoutSeconds=0.5))
 
-    assert failure.transient is True and expected in failure.reason
+    assert failure.transient is True and failure.code == code and expected in failure.reason
 
 
-def test_bad_key_fails_for_good_with_the_providers_reason(fake_openai: FakeOpenAI) -> None:
-    settings = settings_for(fake_openai, new_model(fake_openai), apiKeyEnv="TEST_LLM_WRONG_KEY")
+def test_bad_key_fails_for_good_with_a_stable_code(fake_openai: FakeOpenAI) -> None:
+    settings = settings_for(fake_openai, new_model(fake_openai), apiKeyEnv="MODEL_KEY_TEST_LLM_WRONG")
 
     failure = failure_of(settings)
 
-    assert failure.transient is False
-    assert failure.reason.startswith("the model provider answered 401 (the API key was refused): Incorrect API key")
+    assert failure.transient is False and failure.code == "MODEL_AUTH_FAILED"
+    assert failure.reason == "the model server answered 401 (the API key was refused)"
     assert "sk-wrong" not in failure.reason
 
 
 @pytest.mark.parametrize("step, expected", [
     (Fail(400, "This model's maximum context length is 8192 tokens", "context_length_exceeded"),
-     "400 (bad request (for example a context too long for the model)): This model's maximum context length"),
-    (Fail(422, "messages: field required"), "422 (request not understood): messages: field required"),
+     "400 (bad request (for example a context too long for the model))"),
+    (Fail(422, "messages: field required"), "422 (request not understood)"),
 ])
 def test_request_errors_are_not_retried(fake_openai: FakeOpenAI, step: Any, expected: str) -> None:
     failure = failure_of(settings_for(fake_openai, new_model(fake_openai, step)))
 
-    assert failure.transient is False and expected in failure.reason
+    assert failure.transient is False and failure.code == "MODEL_REQUEST_REJECTED" and expected in failure.reason
 
 
 def test_unknown_model_is_not_retried(fake_openai: FakeOpenAI) -> None:
     failure = failure_of(settings_for(fake_openai, "no-such-model"))
 
-    assert failure.transient is False and "404 (unknown model or endpoint): The model `no-such-model`" in failure.reason
+    assert failure.transient is False and failure.reason == "the model server answered 404 (unknown model or endpoint)"
+
+
+@pytest.mark.parametrize("step", [Fail(500, "db at postgres://10.0.0.5:5432 is down"), Drop(), Delay(1.5),
+                                  Fail(400, "prompt was: <the user's secret text>")])
+def test_users_see_neither_the_model_servers_address_nor_its_words_but_the_log_does(
+        fake_openai: FakeOpenAI, step: Any, caplog: pytest.LogCaptureFixture) -> None:
+    settings = settings_for(fake_openai, new_model(fake_openai, step), requestTimeoutSeconds=0.5)
+
+    with caplog.at_level("WARNING", logger="core.agents.openai_provider"):
+        failure = failure_of(settings)
+
+    assert failure.code.startswith("MODEL_")
+    for internal in (fake_openai.base_url, "127.0.0.1", "10.0.0.5", "secret text"):
+        assert internal not in failure.reason
+    assert fake_openai.base_url in caplog.text  # the operator's detail
+    if isinstance(step, Fail):
+        assert step.message in caplog.text
 
 
 def test_missing_key_variable_fails_before_any_request(fake_openai: FakeOpenAI) -> None:
     model = new_model(fake_openai)
 
-    failure = failure_of(settings_for(fake_openai, model, apiKeyEnv="TEST_LLM_KEY_NOT_SET"))
+    failure = failure_of(settings_for(fake_openai, model, apiKeyEnv="MODEL_KEY_TEST_LLM_NOT_SET"))
 
-    assert failure.code == "AGENT_MISCONFIGURED" and "TEST_LLM_KEY_NOT_SET" in failure.reason
+    assert failure.code == "AGENT_MISCONFIGURED" and "MODEL_KEY_TEST_LLM_NOT_SET" in failure.reason
     assert fake_openai.requests_for(model) == []
 
 
