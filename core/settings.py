@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     recovery_interval_seconds: float = Field(1.0, gt=0)
     # Streamed text is sent as one chunk event per window per reply (the first text at once), or sooner
     # once this many characters wait: fewer Redis writes and client events than one per token.
-    chunk_flush_ms: float = Field(40.0, ge=0)
+    chunk_flush_ms: float = Field(50.0, ge=0)
     chunk_flush_chars: int = Field(400, ge=1)
     # On SIGTERM a worker lets running turns finish for this long, then hands the rest to other workers.
     worker_shutdown_grace_seconds: float = Field(20.0, ge=0)

@@ -24,3 +24,12 @@ def build_agent(provider: str, settings: dict[str, Any]) -> Agent:
 
         return OpenAIAgent.from_settings(settings)
     raise AgentFailure(f"provider {provider!r} is not available in this build")
+
+
+async def close_agent_connections() -> None:
+    """Close the connections agents opened on this event loop (model servers), when its owner stops."""
+    import sys
+
+    provider = sys.modules.get("core.agents.openai_provider")  # nothing to close if no such agent ever ran
+    if provider is not None:
+        await provider.close_sessions()

@@ -27,8 +27,8 @@ from core.errors import ModelAccessDenied
 from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-NO_KEY = "no-key"  # the SDK insists on a key; servers that need none (Ollama, vLLM) ignore it
-DEFAULT_BASE_URL = "https://api.openai.com/v1"  # where the SDK goes without a base URL
+NO_KEY = "no-key"  # sent when the agent names no key variable: servers that need none (Ollama, vLLM) ignore it
+DEFAULT_BASE_URL = "https://api.openai.com/v1"  # where an agent without `baseUrl` calls
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 

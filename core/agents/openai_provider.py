@@ -1,13 +1,17 @@
-"""Provider `openai`: any OpenAI-compatible chat-completions endpoint, through the official `openai` SDK.
+"""Provider `openai`: any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, Ollama, llama.cpp).
 
+- Spoken over aiohttp directly: one `POST {baseUrl}/chat/completions` per attempt, the body encoded with orjson,
+  the streamed server-sent events read line by line and parsed with orjson. The official SDK costs more CPU
+  per call than the rest of a turn (about 3 ms to build a request, measured: its typed transforms of the
+  messages) and again per streamed token (its layers over the transport); a worker runs hundreds of these
+  at once, so the wire protocol is written here, in this one module.
+- One aiohttp session (one connection pool) per event loop and base URL, made on first use. No retries here:
+  the worker's retry loop is the one place for them. Failures become `AgentFailure`s with a stable code and
+  plain words for users (429, 5xx, timeouts, broken connections are transient; 400, 401, 403, 404, 422 are
+  not); where the server is and what it said go to the worker's log only.
 - The API key is read from the environment variable the character names (`model.apiKeyEnv`), when the
-  agent runs; it is never stored nor logged. One SDK client per (base URL, key) per process, made on
-  first use. The SDK's own retries are off: the worker's retry loop is the one place for retries, and
-  SDK errors are mapped to `AgentFailure(transient=...)` for it (429, 5xx, timeouts, broken connections
-  are transient; 400, 401, 403, 404, 422 are not, and fail at once with the provider's reason).
-- Async: one `AsyncOpenAI` client per (event loop, base URL, key), so hundreds of generations share a worker
-  process's loop and connection pool, over aiohttp (the SDK's `aiohttp` extra). Streamed chunks are read as raw server-sent events and parsed with
-  orjson: the SDK's typed chunk objects cost a pydantic model per token (a quarter of the worker's CPU).
+  agent runs, and only if the operator designated it (core/agents/model_access.py); it is never stored nor
+  logged.
 - Tokens are streamed as chunks as they arrive. A reply that opens with `{` (or a ```json fence) is held
   back instead, and if it parses as a JSON object with a string `text`, that text is the reply and its
   `thought`, `actions` and `confidence` are used (set `structuredReplies: true` to ask the model for it).
@@ -23,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 import weakref
 from collections.abc import AsyncIterator
@@ -31,14 +34,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import httpx2
-import openai
 import orjson
 from pydantic import ValidationError
 
 from core.agents.base import AgentContext, AgentFailure, AgentOutput, AgentReply
 from core.agents.character import AgentSettings, ModelSettings, describe, parse_settings
-from core.agents.model_access import model_key
+from core.agents.model_access import DEFAULT_BASE_URL, model_key
 from core.agents.prompt import build_prompt
 
 CONFIDENCE_BY_FINISH = {"stop": 0.7, "length": 0.4}
@@ -50,20 +51,27 @@ STATUS_MEANING = {400: "bad request (for example a context too long for the mode
                   403: "access denied", 404: "unknown model or endpoint", 408: "request timeout",
                   409: "conflict", 422: "request not understood", 429: "rate limited or out of quota"}
 
-# Per event loop: a client's connections belong to the loop that opened them.
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str | None, str], openai.AsyncOpenAI]] = \
+MAX_ERROR_BODY_BYTES = 64 * 1024  # of an error answer, read for the log
+
+# Per event loop: a session's connections belong to the loop that opened them.
+_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aiohttp.ClientSession]] = \
     weakref.WeakKeyDictionary()
 
 
-def client_for(base_url: str | None, api_key: str) -> openai.AsyncOpenAI:
-    """One client (and so one connection pool) per loop, endpoint and key, made on first use."""
-    clients = _clients.setdefault(asyncio.get_running_loop(), {})
-    client = clients.get((base_url, api_key))
-    if client is None:
-        # aiohttp's C-parsed HTTP under the SDK: half the CPU per streamed token of the default transport (measured).
-        client = clients[(base_url, api_key)] = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0,
-                                                                   http_client=openai.DefaultAioHttpClient())
-    return client
+def session_for(base_url: str) -> aiohttp.ClientSession:
+    """One HTTP session (and so one connection pool, unbounded: the runtime caps the turns) per loop and base URL."""
+    sessions = _sessions.setdefault(asyncio.get_running_loop(), {})
+    session = sessions.get(base_url)
+    if session is None or session.closed:
+        session = sessions[base_url] = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0), json_serialize=lambda value: orjson.dumps(value).decode())
+    return session
+
+
+async def close_sessions() -> None:
+    """Close this loop's HTTP sessions (when the loop's owner stops)."""
+    for session in _sessions.pop(asyncio.get_running_loop(), {}).values():
+        await session.close()
 
 
 def api_key_for(model: ModelSettings) -> str:
@@ -71,57 +79,49 @@ def api_key_for(model: ModelSettings) -> str:
     return model_key(model)
 
 
-def _provider_message(error: openai.APIStatusError) -> str:
-    body = error.body
-    message = body.get("message") if isinstance(body, dict) else None
-    return str(message or error.message)[:MAX_REASON_CHARS]
+class ModelCallFailed(Exception):
+    """A failed model call, as seen on the wire; `failure` words it for users (and logs the detail)."""
+
+    def __init__(self, kind: str, detail: str, status: int | None = None) -> None:
+        super().__init__(detail)
+        self.kind = kind  # "timeout" | "unreachable" | "status" | "stream"
+        self.detail = detail
+        self.status = status
 
 
-def _refused_or_dropped(error: BaseException) -> BaseException | None:
-    """The refused or dropped connection a "timeout" really was (the aiohttp transport reports every connection
-    error as a connect timeout), if it was one."""
-    cause = error.__cause__
-    while cause is not None:
-        if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, aiohttp.ServerTimeoutError):
-            return cause
-        cause = cause.__cause__
-    return None
-
-
-def failure_from(error: openai.OpenAIError, model: ModelSettings) -> AgentFailure:
-    """The worker's view of an SDK error: a stable code and plain words for the user (stored with the message,
+def failure_from(error: ModelCallFailed, model: ModelSettings) -> AgentFailure:
+    """The worker's view of a failed call: a stable code and plain words for the user (stored with the message,
     shown in the 502 and the events), and whether a retry may help. Where the model server is and what it
     said (it may name internal hosts, or echo the prompt) go to the worker's log only."""
     where = model.base_url or "the OpenAI API"
-    if isinstance(error, openai.APITimeoutError) and (connection_error := _refused_or_dropped(error)):
-        error = openai.APIConnectionError(request=error.request)
-        error.__cause__ = connection_error
-    if isinstance(error, openai.APITimeoutError):
+    if error.kind == "timeout":
         failure = AgentFailure(f"the model server did not answer within {model.request_timeout_seconds:g} s",
                                transient=True, code="MODEL_TIMEOUT")
-        detail = f"{where} did not answer within {model.request_timeout_seconds:g} s"
-    elif isinstance(error, openai.APIConnectionError):
-        cause = error.__cause__ or error
+    elif error.kind == "unreachable":
         failure = AgentFailure("could not reach the model server", transient=True, code="MODEL_UNREACHABLE")
-        detail = f"could not reach {where}: {type(cause).__name__}: {cause}"
-    elif isinstance(error, openai.APIStatusError):
-        status = error.status_code
+    elif error.kind == "status" and error.status is not None:
+        status = error.status
         transient = status in (408, 409, 429) or status >= 500
         meaning = STATUS_MEANING.get(status, "server error" if status >= 500 else "error")
         code = ("MODEL_AUTH_FAILED" if status in (401, 403) else "MODEL_RATE_LIMITED" if status == 429
                 else "MODEL_SERVER_ERROR" if status >= 500 else "MODEL_REQUEST_REJECTED")
         failure = AgentFailure(f"the model server answered {status} ({meaning})", transient=transient, code=code)
-        detail = f"{where} answered {status}: {_provider_message(error)}"
-    elif isinstance(error, openai.APIError):  # an error event inside a stream
+    else:
         failure = AgentFailure("the model server reported an error while answering", transient=True,
                                code="MODEL_STREAM_ERROR")
-        detail = f"{where} reported an error in its stream: {error.message}"
-    else:
-        failure = AgentFailure("the model call failed", code="MODEL_CALL_FAILED")
-        detail = f"the call to {where} failed: {type(error).__name__}: {error}"
-    log.warning("model call failed: %s", detail[:MAX_REASON_CHARS * 4],
+    log.warning("model call failed: %s: %s", where, error.detail[:MAX_REASON_CHARS * 4],
                 extra={"code": failure.code, "transient": failure.transient, "model": model.name})
     return failure
+
+
+def _provider_message(body: bytes) -> str:
+    """What an error answer says: OpenAI's `{"error": {"message": ...}}`, a bare `{"message": ...}`, or its text."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body.decode(errors="replace")[:MAX_REASON_CHARS]
+    error = parsed.get("error", parsed) if isinstance(parsed, dict) else parsed
+    return _error_text(error)[:MAX_REASON_CHARS]
 
 
 @dataclass
@@ -197,25 +197,33 @@ class OpenAIAgent:
 
     async def run(self, context: AgentContext) -> AsyncIterator[AgentOutput]:
         prompt = build_prompt(context, self.settings)
-        client = client_for(self.model.base_url, api_key_for(self.model))
-        request: dict[str, Any] = {"model": self.model.name, "messages": prompt.messages,
-                                   "max_tokens": self.model.max_tokens, "timeout": self.model.request_timeout_seconds}
+        headers = {"Authorization": f"Bearer {api_key_for(self.model)}"}
+        body: dict[str, Any] = {"model": self.model.name, "messages": prompt.messages,
+                                "max_tokens": self.model.max_tokens, "stream": self.model.stream}
         if self.model.temperature is not None:
-            request["temperature"] = self.model.temperature
+            body["temperature"] = self.model.temperature
+        url = f"{(self.model.base_url or DEFAULT_BASE_URL).rstrip('/')}/chat/completions"
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.model.request_timeout_seconds,
+                                        sock_read=self.model.request_timeout_seconds)
         generation = Generation()
         try:
-            if self.model.stream:
-                async for text in self._stream(client, request, generation):
-                    yield text
-            else:
-                await self._complete(client, request, generation)
-        except openai.OpenAIError as error:
+            async with session_for(url).post(url, json=body, headers=headers, timeout=timeout) as response:
+                if response.status >= 400:
+                    message = _provider_message(await response.content.read(MAX_ERROR_BODY_BYTES))
+                    raise ModelCallFailed("status", f"answered {response.status}: {message}", response.status)
+                if self.model.stream:
+                    async for text in self._stream(response, generation):
+                        yield text
+                else:
+                    self._complete(await response.read(), generation)
+        except ModelCallFailed as error:
             raise failure_from(error, self.model) from error
-        except httpx2.TransportError as error:  # while reading the raw stream (the SDK wraps only the request)
-            wrapped = openai.APITimeoutError(request=error.request) if isinstance(error, httpx2.TimeoutException) \
-                else openai.APIConnectionError(request=error.request)
-            wrapped.__cause__ = error
-            raise failure_from(wrapped, self.model) from error
+        except (TimeoutError, aiohttp.ServerTimeoutError) as error:
+            raise failure_from(ModelCallFailed("timeout", f"no answer within {self.model.request_timeout_seconds:g} s"),
+                               self.model) from error
+        except aiohttp.ClientError as error:  # refused, dropped, or a broken HTTP answer
+            raise failure_from(ModelCallFailed("unreachable", f"{type(error).__name__}: {error}"), self.model) \
+                from error
         if generation.finish_reason is None:  # every compatible server ends a complete reply with one
             log.warning("model reply broke off: %s", self.model.base_url or "the OpenAI API")
             raise AgentFailure("the model server's reply broke off before its end", transient=True,
@@ -229,66 +237,56 @@ class OpenAIAgent:
         yield reply
 
     @staticmethod
-    async def _stream(client: openai.AsyncOpenAI, request: dict[str, Any],
-                      generation: Generation) -> AsyncIterator[str]:
+    async def _stream(response: aiohttp.ClientResponse, generation: Generation) -> AsyncIterator[str]:
         """Yield text deltas as they come, unless the reply looks like a JSON object (held back for parsing)."""
-        async with client.chat.completions.with_streaming_response.create(stream=True, **request) as response:
-            async for data in sse_data(response.iter_bytes()):
-                if data == b"[DONE]":
-                    break
-                try:
-                    chunk = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    raise AgentFailure("the model server sent a malformed stream chunk", transient=True,
-                                       code="MODEL_STREAM_ERROR") from None
-                if not isinstance(chunk, dict):
-                    continue
-                if chunk.get("error"):  # an error event inside the stream: failure_from words it for users
-                    raise openai.APIError(_error_text(chunk["error"]), response.http_response.request,
-                                          body=chunk["error"])
-                choices = chunk.get("choices")
-                if not choices:
-                    continue
-                choice = choices[0]
-                generation.finish_reason = choice.get("finish_reason") or generation.finish_reason
-                delta = choice.get("delta") or {}
-                if reasoning := _reasoning_of(delta):
-                    generation.reasoning_parts.append(reasoning)
-                content = delta.get("content")
-                if not content:
-                    continue
-                generation.text_parts.append(content)
-                if generation.streamed:
-                    yield content
-                    continue
-                opening = generation.text.lstrip()
-                if not ("```".startswith(opening) or looks_structured(opening)):  # else: undecided, or held back
-                    generation.streamed = True
-                    yield generation.text
+        async for line in response.content:  # one server-sent event line at a time
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                break
+            try:
+                chunk = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise ModelCallFailed("stream", "sent a malformed stream chunk") from None
+            if not isinstance(chunk, dict):
+                continue
+            if chunk.get("error"):  # an error event inside the stream
+                raise ModelCallFailed("stream", f"reported an error in its stream: {_error_text(chunk['error'])}")
+            choices = chunk.get("choices")
+            if not choices:
+                continue
+            choice = choices[0]
+            generation.finish_reason = choice.get("finish_reason") or generation.finish_reason
+            delta = choice.get("delta") or {}
+            if reasoning := _reasoning_of(delta):
+                generation.reasoning_parts.append(reasoning)
+            content = delta.get("content")
+            if not content:
+                continue
+            generation.text_parts.append(content)
+            if generation.streamed:
+                yield content
+                continue
+            opening = generation.text.lstrip()
+            if not ("```".startswith(opening) or looks_structured(opening)):  # else: undecided, or held back
+                generation.streamed = True
+                yield generation.text
 
     @staticmethod
-    async def _complete(client: openai.AsyncOpenAI, request: dict[str, Any], generation: Generation) -> None:
-        completion = await client.chat.completions.create(**request)
-        if completion.choices:
-            choice = completion.choices[0]
-            generation.text_parts.append(choice.message.content or "")
-            generation.finish_reason = choice.finish_reason
-            if reasoning := _reasoning_of(choice.message.model_extra or {}):
+    def _complete(body: bytes, generation: Generation) -> None:
+        try:
+            completion = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise ModelCallFailed("stream", "sent a completion that is not JSON") from None
+        choices = completion.get("choices") if isinstance(completion, dict) else None
+        if choices:
+            choice = choices[0]
+            message = choice.get("message") or {}
+            generation.text_parts.append(message.get("content") or "")
+            generation.finish_reason = choice.get("finish_reason")
+            if reasoning := _reasoning_of(message):
                 generation.reasoning_parts.append(reasoning)
-
-
-async def sse_data(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The `data:` payloads of a server-sent event stream, as bytes (one per line: OpenAI-compatible servers
-    send one JSON document per event)."""
-    pending = b""
-    async for block in body:
-        pending += block
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            if line.startswith(b"data:"):
-                yield line[5:].strip()
-    if pending.startswith(b"data:"):
-        yield pending[5:].strip()
 
 
 def _error_text(error: Any) -> str:

@@ -1,9 +1,11 @@
 """Streamed text coalesced into chunk events: one Redis write per short window, not one per token.
 
 A generation's first text is sent at once (the client sees the reply start without delay); later text is
-gathered until `window` has passed since the last chunk of that generation, or `max_chars` gathered, and
-one ticker flushes every waiting generation together, so a process's chunks of one window leave in one
-batch. Clients read the same events as before: `message.chunk` with consecutive `index` and the `delta`.
+gathered until `window` has passed since that generation's last chunk (or `max_chars` are waiting), so a
+generation sends at most one chunk per window. Text arriving after a quiet spell goes at once; text that
+would wait is sent by one ticker, which flushes every generation whose window has passed together, so a
+process's chunks leave in batches. Clients read the same events as before: `message.chunk` with
+consecutive `index` and the `delta`.
 """
 
 from __future__ import annotations
@@ -34,10 +36,15 @@ class ChunkStream:
         self._parts.append(text)
         self._size += len(text)
         now = time.monotonic()
-        if now - self._sent_at >= self._coalescer.window or self._size >= self._coalescer.max_chars:
+        if now >= self.due or self._size >= self._coalescer.max_chars:
             self.flush(now)
-        else:
+        elif len(self._parts) == 1:  # the first text to wait: the ticker sends it when the window has passed
             self._coalescer.later(self)
+
+    @property
+    def due(self) -> float:
+        """When this generation may send its next chunk."""
+        return self._sent_at + self._coalescer.window
 
     def flush(self, now: float | None = None) -> None:
         if not self._parts:
@@ -80,9 +87,11 @@ class ChunkCoalescer:
     async def run(self) -> None:
         while True:
             await self._wake.wait()
-            await asyncio.sleep(self.window)
             self._wake.clear()
-            waiting, self._waiting = self._waiting, set()
-            now = time.monotonic()
-            for stream in waiting:
-                stream.flush(now)
+            while self._waiting:
+                await asyncio.sleep(max(0.0, min(stream.due for stream in self._waiting) - time.monotonic()))
+                now = time.monotonic()
+                due = [stream for stream in self._waiting if stream.due <= now]
+                self._waiting.difference_update(due)
+                for stream in due:
+                    stream.flush(now)

@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import logs, metrics
+from core.agents import close_agent_connections
 from core.agents.base import AgentFailure, AgentReply
 from core.analysis import analyze_exchange
 from core.bus import Keys
@@ -164,6 +165,7 @@ class TurnRunner:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        await close_agent_connections()
 
     async def _transaction(self, work: Callable[[AsyncUnitOfWork], Awaitable[T]]) -> T:
         uow = AsyncUnitOfWork(self.engine, self.publisher, self.tasks)

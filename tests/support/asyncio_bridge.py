@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
+from core.agents import close_agent_connections
+
 T = TypeVar("T")
 
 
@@ -29,7 +31,10 @@ class Blocking:
 
 
 async def collect(items: AsyncIterator[T]) -> list[T]:
-    return [item async for item in items]
+    try:
+        return [item async for item in items]
+    finally:
+        await close_agent_connections()  # the loop ends with this call: so do its model connections
 
 
 def outputs_of(stream: AsyncIterator[T]) -> list[T]:

@@ -1,4 +1,4 @@
-"""The `openai` provider against a local chat-completions server, through the real `openai` SDK."""
+"""The `openai` provider against a local chat-completions server (the OpenAI wire protocol, over real HTTP)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from core.agents import build_agent
 from core.agents.base import AgentContext, AgentFailure, AgentReply, HistoryItem
-from core.agents.openai_provider import client_for
+from core.agents.openai_provider import close_sessions, session_for
 from tests.support.asyncio_bridge import outputs_of
 from tests.support.openai_server import GOOD_KEY, Delay, Drop, Fail, FakeOpenAI, Reply
 
@@ -156,11 +156,12 @@ def test_missing_key_variable_fails_before_any_request(fake_openai: FakeOpenAI) 
     assert fake_openai.requests_for(model) == []
 
 
-def test_one_client_per_endpoint_and_key() -> None:
+def test_one_connection_pool_per_endpoint() -> None:
     async def scenario() -> None:
-        first = client_for("http://127.0.0.1:9/v1", "key-a")
+        first = session_for("http://127.0.0.1:9/v1/chat/completions")
 
-        assert client_for("http://127.0.0.1:9/v1", "key-a") is first
-        assert client_for("http://127.0.0.1:9/v1", "key-b") is not first
+        assert session_for("http://127.0.0.1:9/v1/chat/completions") is first
+        assert session_for("http://127.0.0.1:10/v1/chat/completions") is not first
+        await close_sessions()
 
     asyncio.run(scenario())
