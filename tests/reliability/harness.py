@@ -65,7 +65,7 @@ class HarnessConfig:
     chunk_delay_ms: int = 15  # per word: a reply takes a few hundred ms, so faults land mid-message
     slow_sessions: int = 0  # sessions on an agent slower than the blocking wait (the `slow_agent` fault sets 2)
     workers: int = 1
-    worker_concurrency: int = 4
+    worker_max_turns: int | None = None  # turns a worker runs at once (None: WORKER_MAX_TURNS's default)
     outage_seconds: float = 3.0  # how long Redis / Postgres stay down, and a killed API stays dead
     reply_wait_seconds: float = 5.0
     give_up_seconds: float = 120.0  # a client abandons one message after this long (counted as lost)
@@ -177,7 +177,8 @@ class System:
 
     def start_worker(self) -> Service:
         # Info level: each task's receipt and end are logged with times, to read a fault's story afterwards.
-        worker = self.stack.start_worker(loglevel="info")
+        turns = () if self.config.worker_max_turns is None else ("--max-turns", str(self.config.worker_max_turns))
+        worker = self.stack.start_worker(*turns, loglevel="info")
         self.workers.append(worker)
         return worker
 
@@ -856,7 +857,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-delay-ms", type=int, default=15, help="ELIZA's delay per word")
     parser.add_argument("--slow-sessions", type=int, default=0, help="sessions on an agent slower than the wait")
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--worker-concurrency", type=int, default=4)
+    parser.add_argument("--worker-max-turns", type=int, help="turns each worker runs at once (default: the CLI's)")
     parser.add_argument("--outage-seconds", type=float, default=3.0)
     parser.add_argument("--reply-wait-seconds", type=float, default=5.0)
     parser.add_argument("--memory-interval", type=float, default=0.0, help="seconds between RSS samples (0: off)")
@@ -872,7 +873,7 @@ def main(argv: list[str] | None = None) -> int:
     config = HarnessConfig(sessions=args.sessions, messages_per_session=args.messages_per_session,
                            duration=args.duration, faults=faults, chunk_delay_ms=args.chunk_delay_ms,
                            slow_sessions=args.slow_sessions, workers=args.workers,
-                           worker_concurrency=args.worker_concurrency, outage_seconds=args.outage_seconds,
+                           worker_max_turns=args.worker_max_turns, outage_seconds=args.outage_seconds,
                            reply_wait_seconds=args.reply_wait_seconds, memory_interval=args.memory_interval,
                            keep_dir=args.keep_dir)
     report = run(config)

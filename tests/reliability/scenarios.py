@@ -48,7 +48,7 @@ class ScenarioConfig:
     fairness_senders: int = 2  # concurrent blocking senders per session
     fairness_seconds: float = 45.0
     fairness_chunk_delay_ms: int = 50  # a reply takes a few hundred ms, like a short streamed model reply
-    worker_concurrency: int = 4
+    fairness_worker_turns: int = 4  # fewer slots than busy sessions, so the sessions must take turns
 
 
 def wall_seconds(moment: datetime) -> float:
@@ -217,8 +217,8 @@ def _first_new_answer(ledger: Ledger, fault_at: float, back_at: float, bound: fl
 # Scenarios
 
 
-def _system(config: ScenarioConfig) -> System:
-    return System.start(HarnessConfig(sessions=0, faults=(), workers=1, worker_concurrency=config.worker_concurrency,
+def _system(config: ScenarioConfig, worker_max_turns: int | None = None) -> System:
+    return System.start(HarnessConfig(sessions=0, faults=(), workers=1, worker_max_turns=worker_max_turns,
                                       reply_wait_seconds=PRODUCTION_REPLY_WAIT_SECONDS, production_settings=True))
 
 
@@ -295,7 +295,7 @@ def redis_restart(config: ScenarioConfig) -> dict[str, Any]:
 
 
 def fairness(config: ScenarioConfig) -> dict[str, Any]:
-    system = _system(config)
+    system = _system(config, worker_max_turns=config.fairness_worker_turns)
     ledger = Ledger(system.postgres.url)
     senders = Senders(system.base_urls[0], PRODUCTION_REPLY_WAIT_SECONDS)
     try:
@@ -308,7 +308,7 @@ def fairness(config: ScenarioConfig) -> dict[str, Any]:
         ended = time.time()
         senders.halt()
         return {"scenario": "fairness", "sessions": config.fairness_sessions,
-                "senders_per_session": config.fairness_senders, "worker_threads": config.worker_concurrency,
+                "senders_per_session": config.fairness_senders, "worker_turns_at_once": config.fairness_worker_turns,
                 **fairness_figures(ledger.replies_between(started, ended), sessions, started, ended)}
     finally:
         senders.halt()
