@@ -25,7 +25,7 @@ from core.errors import InvalidPagination
 from core.validation import moment_from
 
 SEQ_PREFIX = "seq:"
-MAX_SEQ = 2**63 - 1  # the largest BIGINT: the databases refuse bigger numbers
+MAX_SEQ = 2**31 - 1  # messages.seq is an INTEGER column: Postgres refuses a bigger number (a 500, found by fuzzing)
 MAX_RANK = 999  # three decimals: the messages a cursor can tell apart within one millisecond
 # Times the code can compute with: year 1 to 9999 in UTC, with one millisecond to spare at the top for `after`.
 FIRST_MS = epoch_millis(datetime(1, 1, 1, tzinfo=UTC))

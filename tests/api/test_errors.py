@@ -78,6 +78,8 @@ CASES: list[tuple[str, Callable[[httpx.Client], httpx.Response], int, str]] = [
      "INVALID_PAGINATION"),
     ("before=seq: beyond 64 bits", _with_session(lambda c, s: c.get(
         f"{SESSIONS}/{s}/messages?before=seq:99999999999999999999")), 400, "INVALID_PAGINATION"),
+    ("after=seq: beyond the seq column (32 bits)", _with_session(lambda c, s: c.get(
+        f"{SESSIONS}/{s}/messages?after=seq:47914331601735")), 400, "INVALID_PAGINATION"),
     ("after= a time before year 1 in UTC", _with_session(lambda c, s: c.get(
         f"{SESSIONS}/{s}/messages", params={"after": "0001-01-01T00:00:00+01:00"})), 400, "INVALID_PAGINATION"),
     ("after= a cursor naming no message", _with_session(lambda c, s: c.get(
