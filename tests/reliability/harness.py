@@ -46,7 +46,7 @@ SESSIONS_PATH = "/api/messaging/sessions"
 RETRYABLE_STATUSES = {409, 429, 500, 502, 503, 504}
 SLOW_SESSION_MESSAGES = 3
 DEFAULT_AGENT_ID = "e1a2a000-0000-4000-8000-000000000001"
-SLOW_MODEL_KEY_ENV = "RELIABILITY_SLOW_MODEL_KEY"
+SLOW_MODEL_KEY_ENV = "MODEL_KEY_RELIABILITY_SLOW"  # designated by the default MODEL_KEY_ prefix
 PROBE_USER = "probe"
 FAULTS = ("worker_sigkill", "worker_sigterm", "redis_restart", "postgres_restart", "api_kill", "slow_agent")
 # Things a user might tell ELIZA; every message also carries a unique tag.
