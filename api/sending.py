@@ -24,12 +24,20 @@ from core import logs
 from core.bus import parse_event_id
 from core.clock import utcnow
 from core.errors import AgentFailed, MessageSuperseded, ServiceUnavailable
-from core.schemas import (AcceptedPublic, AgentResponse, MessageCreate, MessagePublic, ReplyPublic, ReplyResult,
-                          SendResult, SessionStatus)
+from core.schemas import (
+    AcceptedPublic,
+    AgentResponse,
+    MessageCreate,
+    MessagePublic,
+    ReplyPublic,
+    ReplyResult,
+    SendResult,
+    SessionStatus,
+)
 from core.services.events import ExchangeFeed
-from core.sessions.double_texting import SUPERSEDED_CODE
 from core.services.messages import Submission, find_outcome, submit_message
 from core.services.sessions import public_json, session_status
+from core.sessions.double_texting import SUPERSEDED_CODE
 from core.sessions.uow import AsyncUnitOfWork
 from core.validation import check_idempotency_key, request_fingerprint
 

@@ -404,7 +404,8 @@ class ServerPing(Schema):
 
 
 class ServerSentEvent(Schema):
-    """One event of a `text/event-stream` answer: `data` is the JSON event envelope (see docs/api.md, "Server-sent events")."""
+    """One event of a `text/event-stream` answer: `data` is the JSON event envelope (see docs/api.md,
+    "Server-sent events")."""
 
     id: str | None = None  # durable events only: what Last-Event-ID resumes from
     event: str

@@ -12,7 +12,7 @@ from core.schemas import TokenCreate, TokenPublic
 
 class AuthController(Controller):
     path = "/api/auth"
-    tags = ["auth"]
+    tags = ("auth",)
 
     @post("/token", status_code=201, opt={"access": "admin"}, responses=errors(*WITH_BODY, 501),
           summary="Mint a short-lived bearer token for a user (server key only), e.g. to hand to a browser")

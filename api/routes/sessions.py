@@ -50,7 +50,7 @@ LIFECYCLE_ERRORS = errors(*WITH_BODY, 404, 409, 410)
 
 class SessionController(Controller):
     path = "/api/messaging/sessions"
-    tags = ["sessions"]
+    tags = ("sessions",)
 
     @post("/", status_code=201, summary="Create a session", opt=WRITE, responses=errors(*WITH_BODY, 404, 409, 422, 429))
     async def create(self, data: JSONBody[SessionCreate], uow: UnitOfWorkDep, resources: ResourcesDep,

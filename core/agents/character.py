@@ -95,7 +95,8 @@ class AgentSettings(StrictSchema):
     examples: list[list[ExampleMessage]] = Field(default_factory=list, max_length=20,
                                                  description="example exchanges, each a list of messages")
     script: ElizaScript | None = Field(None, description="eliza: bundled script name")
-    chunk_delay_ms: int | None = Field(None, ge=0, le=MAX_CHUNK_DELAY_MS, description="eliza, echo: pause between streamed chunks")
+    chunk_delay_ms: int | None = Field(None, ge=0, le=MAX_CHUNK_DELAY_MS,
+                                       description="eliza, echo: pause between streamed chunks")
     history_messages: int | None = Field(None, ge=1, le=500,
                                          description="earlier messages loaded for the prompt (HISTORY_WINDOW)")
     model: ModelSettings | None = None

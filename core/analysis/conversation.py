@@ -12,7 +12,6 @@ import math
 from datetime import UTC, datetime
 
 from core.analysis import engagement
-from core.clock import isoformat
 from core.analysis.intent import (
     asks_clarification,
     classify_intent,
@@ -23,6 +22,7 @@ from core.analysis.intent import (
 from core.analysis.keywords import extract_keywords
 from core.analysis.preferences import name_words, update_preferences
 from core.analysis.sentiment import STRONG_CLAUSE, MessageSentiment, analyze_sentiment, label_for
+from core.clock import isoformat
 
 STAGES = ("greeting", "discovery", "engaged", "resolution", "closing")
 GREETING_TURN_LIMIT = 2  # after this many exchanges of pleasantries, the conversation is discovering
@@ -160,9 +160,8 @@ def _next_stage(stage: str, turns_in_stage: int, intent: str, user_text: str, ag
         pleasantry = intent in ("greeting", "smalltalk", "gratitude")
         if not pleasantry or turns_in_stage >= GREETING_TURN_LIMIT:
             candidate = "discovery"
-    elif stage == "discovery":
-        if not asks_clarification(agent_text) or turns_in_stage >= DISCOVERY_TURN_LIMIT:
-            candidate = "engaged"
+    elif stage == "discovery" and (not asks_clarification(agent_text) or turns_in_stage >= DISCOVERY_TURN_LIMIT):
+        candidate = "engaged"
 
     next_stage = max(stage, candidate, key=STAGES.index)
     return next_stage, turns_in_stage + 1 if next_stage == stage else 1

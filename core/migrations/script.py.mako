@@ -10,6 +10,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 ${imports if imports else ""}
+
 import core.db
 
 revision: str = ${repr(up_revision)}

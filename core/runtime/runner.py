@@ -269,7 +269,8 @@ class TurnRunner:
             if restarted:
                 session_ids = (await conn.scalars(sql.WAITING_SESSIONS, {"limit": RECOVERY_BATCH})).all()
             else:
-                session_ids = (await conn.scalars(sql.ORPHANED_SESSIONS, {"now": utcnow(), "limit": RECOVERY_BATCH})).all()
+                session_ids = (await conn.scalars(sql.ORPHANED_SESSIONS,
+                                                  {"now": utcnow(), "limit": RECOVERY_BATCH})).all()
         mine = self._claiming | {running.turn.session_id for running in self._running.values()}
         quiet_ms = max(1, int(self.settings.recovery_interval_seconds * 2000))
         for session_id in session_ids:

@@ -16,8 +16,8 @@ from core.errors import InvalidInput
 from core.models import messages_table, sessions_table
 from core.schemas import ConversationStats, StateHistoryEntry, StateHistoryPage
 from core.services.messages import page_of_messages
-from core.settings import Settings
 from core.sessions.uow import AsyncUnitOfWork
+from core.settings import Settings
 from core.validation import moment_from
 
 M = messages_table.c

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from core.models import agents_table, sessions_table
 from core.schemas import ComponentHealth, Health, ServerCheck, ServerHealth
-from core.settings import Settings
 from core.sessions.uow import AsyncUnitOfWork
+from core.settings import Settings
 
 S = sessions_table.c
 
@@ -82,7 +82,7 @@ async def count_open_sessions(uow: AsyncUnitOfWork) -> dict[str, int]:
     """Sessions by status among those that can still take messages (served by the status index)."""
     rows = await uow.execute(select(S.status, func.count()).where(S.status.in_(("active", "paused")))
                              .group_by(S.status))
-    return {status: count for status, count in rows.all()}
+    return dict(rows.tuples().all())
 
 
 def _ms(started: float) -> float:

@@ -2,25 +2,25 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from types import SimpleNamespace
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, select
 
+from core import timeouts
 from core.bus import Event
+from core.clock import epoch_millis, moment_of, utcnow
 from core.errors import IdempotencyKeyReused, InvalidPagination, SessionBusy
-from core.models import UNANSWERED, events_table, messages_table, sessions_table
+from core.models import events_table, messages_table
+from core.positions import CursorPosition, Position, SeqPosition, TimePosition, cursor_value, parse_position
 from core.ratelimit import RateLimiter
 from core.schemas import Cursors, MessageCreate, MessagePage, MessagePublic, SessionStatus
 from core.services.sessions import ensure_open, public_json, session_status
 from core.sessions import statements as sql
 from core.sessions.double_texting import DoubleTexting
-from core.settings import Settings
-from core import timeouts
 from core.sessions.uow import AsyncUnitOfWork
-from core.clock import epoch_millis, moment_of, utcnow
-from core.positions import CursorPosition, Position, SeqPosition, TimePosition, cursor_value, parse_position
+from core.settings import Settings
 from core.validation import check_attachments, check_content, check_metadata
 
 M = messages_table.c

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select
 
+from core import timeouts
 from core.analysis import public_state
-from core.bus import Event
 from core.errors import (
     Forbidden,
     IdempotencyKeyReused,
@@ -17,11 +17,11 @@ from core.errors import (
     MaxDurationReached,
     SessionEnded,
     SessionExpired,
-    SessionNotFound,
     SessionNotPaused,
     SessionPaused,
 )
 from core.models import agents_table, sessions_table
+from core.ratelimit import RateLimiter
 from core.schemas import (
     EndedSession,
     EndedSessionPublic,
@@ -33,11 +33,9 @@ from core.schemas import (
     SessionWarning,
     TimeoutConfigUpdate,
 )
-from core.ratelimit import RateLimiter
 from core.services.agents import get_agent_row
-from core.settings import Settings
-from core import timeouts
 from core.sessions.uow import AsyncUnitOfWork
+from core.settings import Settings
 from core.validation import check_metadata, moment_from
 
 S = sessions_table.c
@@ -105,7 +103,8 @@ async def create_session(uow: AsyncUnitOfWork, settings: Settings, data: Session
         "id": uuid.uuid4(), "agent_id": agent.id, "user_id": data.user_id, "status": "active",
         "metadata": metadata, **config.model_dump(), "created_at": now, "last_activity_at": now,
         **timeouts.expiry_values(expires_at, config, settings.timeout_minute), "renewal_count": 0,
-        "message_count": 0, "state": {}, "agent_state": {}, "next_seq": 0, "event_seq": 0, "double_texting": data.double_texting,
+        "message_count": 0, "state": {}, "agent_state": {}, "next_seq": 0, "event_seq": 0,
+        "double_texting": data.double_texting,
         "idempotency_key": idempotency_key, "request_hash": fingerprint if idempotency_key else None,
     }
     await uow.execute(insert(sessions_table).values(values))

@@ -61,8 +61,9 @@ async def store_failure(uow: AsyncUnitOfWork, turn: Turn, code: str, reason: str
     await fail_messages(uow, session, turn.messages, code, reason, now, **details)
 
 
-async def store_reply(uow: AsyncUnitOfWork, turn: Turn, reply: AgentReply, analyzed: tuple[dict[str, Any], dict[str, Any]],
-                      settings: Settings, now: datetime, timings: dict[str, float]) -> bool:
+async def store_reply(uow: AsyncUnitOfWork, turn: Turn, reply: AgentReply,
+                      analyzed: tuple[dict[str, Any], dict[str, Any]], settings: Settings, now: datetime,
+                      timings: dict[str, float]) -> bool:
     """Store the reply and settle the turn's messages, in one transaction with the `message.completed` and
     `state.updated` events. True when the session has a message newer than the turn (it needs another turn).
 
