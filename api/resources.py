@@ -7,8 +7,8 @@ import gc
 import os
 import time
 import uuid
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 import redis.asyncio as aredis
@@ -101,7 +101,7 @@ def redis_client_name(pid: int | None = None) -> str:
     return f"agent-sessions-api-{pid or os.getpid()}"
 
 
-def lifespan(settings: Settings, metrics: ApiMetrics):  # type: ignore[no-untyped-def]
+def lifespan(settings: Settings, metrics: ApiMetrics) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def open_resources(app: Litestar) -> AsyncGenerator[None]:
         app.state.resources = await Resources.open(settings, metrics)
@@ -118,7 +118,8 @@ def lifespan(settings: Settings, metrics: ApiMetrics):  # type: ignore[no-untype
 
 
 def provide_resources(state: State) -> Resources:
-    return state.resources
+    resources: Resources = state.resources
+    return resources
 
 
 async def provide_uow(resources: NamedDependency[Resources]) -> AsyncGenerator[AsyncUnitOfWork]:

@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 import structlog
-from litestar.types import Receive, Scope, Send
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
+from starlette.types import Receive, Scope, Send
 
 from api.resources import Resources
 from core.auth import Principal

@@ -18,5 +18,5 @@ class AuthController(Controller):
           summary="Mint a short-lived bearer token for a user (server key only), e.g. to hand to a browser")
     async def token(self, data: JSONBody[TokenCreate], resources: ResourcesDep) -> TokenPublic:
         minted = mint_token(resources.settings, data.user_id, data.scopes, data.ttl_seconds, utcnow())
-        return TokenPublic(token=minted.token, user_id=minted.user_id, scopes=minted.scopes,  # type: ignore[arg-type]
+        return TokenPublic(token=minted.token, user_id=minted.user_id, scopes=minted.scopes,
                            expires_at=minted.expires_at, expires_in=minted.expires_in)

@@ -34,7 +34,8 @@ class MessageCreated(Event):
 class MessageChunk(Event):
     @property
     def delta(self) -> str:
-        return self.data.get("delta", "")
+        delta: str = self.data.get("delta", "")
+        return delta
 
     @property
     def index(self) -> int:

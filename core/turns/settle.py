@@ -46,7 +46,8 @@ async def fail_messages(uow: AsyncUnitOfWork, session: Any, messages: Sequence[A
         if changed:
             failed.append(message)
     if not failed:
-        return session.event_seq
+        event_seq: int = session.event_seq
+        return event_seq
     updated = await uow.update_session(session, {}, [("message.failed", {
         "messageId": str(message.id), "replyTo": str(message.id), "error": {"code": code, "message": reason, **details},
     }) for message in failed], at=now)
