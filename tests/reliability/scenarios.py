@@ -363,7 +363,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
     for result in results:
         if result["scenario"] == "fairness":
             lines += ["", (f"Fairness: {result['sessions']} sessions × {result['senders_per_session']} blocking "
-                           f"senders, one worker with {result['worker_threads']} threads, "
+                           f"senders, one worker running {result['worker_turns_at_once']} turns at once, "
                            f"{result['window_seconds']} s:"), "",
                       "| session | replies | longest gap without a reply |", "|---|---|---|"]
             lines += [f"| {index + 1} | {entry['replies']} | {entry['longest_gap_seconds']} s |"
