@@ -16,7 +16,7 @@ $(BIN)/.installed: pyproject.toml client/pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $@
 
-.PHONY: install dev test migrate lock
+.PHONY: install dev test lint migrate lock
 install: $(BIN)/.installed
 
 dev: $(BIN)/.installed
@@ -24,6 +24,11 @@ dev: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Lint (ruff) and types (mypy, strict), configured in pyproject.toml; any finding fails (CI runs it first).
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 migrate: $(BIN)/.installed
 	$(BIN)/agent-sessions migrate

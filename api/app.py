@@ -7,7 +7,7 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, Reference, SecurityScheme
 from litestar.plugins.pydantic import PydanticPlugin
 from litestar.types import ASGIApp
 
@@ -32,7 +32,7 @@ from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 DOCS_PATH = "/schema"
-SECURITY_SCHEMES = {
+SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
     "serverKey": SecurityScheme(type="apiKey", name="X-API-KEY", security_scheme_in="header",
                                 description="The server key (AGENT_SESSIONS_API_KEY): admin access"),
     "userToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT",

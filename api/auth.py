@@ -8,6 +8,8 @@ when PUBLIC_DOCS. Other paths (a same-origin chat page, socket.io) authenticate 
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
@@ -20,11 +22,12 @@ SCOPE_OF_ACCESS = {"read": READ, "write": WRITE}
 API_PREFIX = "/api"
 
 
-async def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     # async although it awaits nothing: Litestar runs a sync guard in a worker thread, a hop per request.
     settings = connection.app.state.resources.settings
     path = connection.scope["path"]
-    if connection.app.openapi_config and path.startswith(connection.app.openapi_config.path):
+    docs_path = connection.app.openapi_config.path if connection.app.openapi_config else None
+    if docs_path and path.startswith(docs_path):
         if not settings.public_docs:
             await _authenticate(connection, settings)
         return
@@ -43,11 +46,12 @@ async def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> No
     connection.state.principal = principal
 
 
-def provide_principal(request: Request) -> Principal:  # type: ignore[type-arg]
-    return request.state.principal
+def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    principal: Principal = request.state.principal
+    return principal
 
 
-async def _authenticate(connection: ASGIConnection, settings: Settings) -> Principal:  # type: ignore[type-arg]
+async def _authenticate(connection: ASGIConnection[Any, Any, Any, Any], settings: Settings) -> Principal:
     """`authenticate`, with failures logged and counted per client address (a refused address: 429)."""
     failures = connection.app.state.resources.auth_failures
     address = connection.client.host if connection.client else None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from agent_sessions_client.codes import ERROR_CODES
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -13,6 +12,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from agent_sessions_client.codes import ERROR_CODES
 from core import errors
 from core.clock import isoformat, utcnow
 
@@ -41,7 +41,7 @@ def _status_of(exc: errors.DomainError) -> int:
     return entry.status if entry is not None and entry.status is not None else 500
 
 
-def domain_error(_: Request, exc: errors.DomainError) -> Response[dict[str, Any]]:
+def domain_error(_: Request[Any, Any, Any], exc: errors.DomainError) -> Response[dict[str, Any]]:
     status = _status_of(exc)
     headers = None
     if isinstance(exc, errors.RateLimited):
@@ -53,7 +53,7 @@ def domain_error(_: Request, exc: errors.DomainError) -> Response[dict[str, Any]
     return error_response(status, exc.code, exc.message, exc.details, headers)
 
 
-def validation_error(_: Request, exc: ValidationException) -> Response[dict[str, Any]]:
+def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
     problems = exc.extra if isinstance(exc.extra, list) else []
     message = _describe(problems) or str(exc.detail) or "invalid request"
     return error_response(400, "INVALID_REQUEST", message, {"problems": problems} if problems else None)
@@ -68,7 +68,7 @@ def _describe(problems: list[Any]) -> str:
     return "; ".join(parts)
 
 
-def http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
+def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
     if status >= 500:
         log.error("HTTP %s: %s", status, exc.detail)
@@ -79,21 +79,21 @@ def http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
     return error_response(status, code, detail, None, exc.headers)
 
 
-def conflict_error(_: Request, exc: IntegrityError) -> Response[dict[str, Any]]:
+def conflict_error(_: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[str, Any]]:
     # Two requests raced for the same unique value (e.g. the same Idempotency-Key): the loser may retry.
     log.info("integrity conflict: %s", exc.orig)
     return error_response(409, "CONFLICT", "a concurrent request changed the same resource; retry", None,
                           {"Retry-After": "1"})
 
 
-def unavailable_error(_: Request, exc: Exception) -> Response[dict[str, Any]]:
+def unavailable_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.warning("dependency unavailable: %s", exc)
     return error_response(503, "SERVICE_UNAVAILABLE", "a backing service is unavailable; retry shortly",
                           None, {"Retry-After": RETRY_AFTER_SECONDS})
 
 
-def internal_error(_: Request, exc: Exception) -> Response[dict[str, Any]]:
-    log.exception("unhandled error", exc_info=exc)
+def internal_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.error("unhandled error", exc_info=exc)
     return error_response(500, "INTERNAL_ERROR", "internal server error")
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 # The API and a same-origin chat page: scripts, styles, and socket.io/SSE connections from our own origin only.
@@ -23,7 +26,7 @@ COMMON = {
 }
 
 
-def security_headers(docs_path: str):  # type: ignore[no-untyped-def]
+def security_headers(docs_path: str) -> Callable[[Message, Scope], Awaitable[None]]:
     async def add_security_headers(message: Message, scope: Scope) -> None:
         if message["type"] != "http.response.start":
             return
@@ -44,7 +47,7 @@ def outside_litestar(app: ASGIApp, docs_path: str, prefix: str = "/socket.io") -
     add_security_headers = security_headers(docs_path)
 
     async def with_headers(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(prefix):
+        if scope["type"] != ScopeType.HTTP or not scope["path"].startswith(prefix):
             await app(scope, receive, send)
             return
 

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 
 from core.metrics import LATENCY_BUCKETS
+from core.sessions.status import LIVE_STATUSES
 
 
 class ApiMetrics:
@@ -51,7 +52,7 @@ class ApiMetrics:
     def render(self, *, listeners: int, sessions_by_status: dict[str, int], queue: str, queue_depth: int) -> bytes:
         self.event_listeners.set(listeners)
         self.open_streams.set(max(0, listeners - self._waiting))
-        for status in ("active", "paused"):
+        for status in LIVE_STATUSES:
             self.sessions.labels(status).set(sessions_by_status.get(status, 0))
         self.queue_depth.labels(queue).set(queue_depth)
         return generate_latest(self.registry)

@@ -32,6 +32,7 @@ class RequestContextMiddleware(ASGIMiddleware):
         self.metrics = metrics
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        assert scope["type"] == ScopeType.HTTP  # the only scope type this middleware is given (`scopes`)
         started = time.perf_counter()
         request_id = logs.accepted_request_id(_header(scope, REQUEST_ID_HTTP_HEADER.encode()))
         logs.clear()

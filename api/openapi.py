@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import annotated_types
 from litestar import Litestar
+from litestar.openapi.spec import Schema
 
 from core.agents.character import StrictSchema
 
@@ -25,9 +26,11 @@ def complete_strict_schemas(app: Litestar) -> None:
         schema.additional_properties = False
         for name, field in model.model_fields.items():
             prop = (schema.properties or {}).get(field.alias or name)
+            if not isinstance(prop, Schema):
+                continue
             for constraint in field.metadata:
-                if prop is not None and getattr(constraint, "pattern", None) and prop.pattern is None:
+                if getattr(constraint, "pattern", None) and prop.pattern is None:
                     prop.pattern = constraint.pattern
                 for kind, attribute, key in BOUNDS:
-                    if isinstance(constraint, kind) and prop is not None and getattr(prop, key, None) is None:
+                    if isinstance(constraint, kind) and getattr(prop, key, None) is None:
                         setattr(prop, key, float(getattr(constraint, attribute)))

@@ -30,6 +30,7 @@ from core.clock import utcnow
 from core.errors import DomainError, InvalidInput, Unauthorized
 from core.services.events import SessionFeed
 from core.services.sessions import Participants, participants
+from core.sessions.status import Role
 from core.settings import Settings
 from core.streams import StreamSlot
 
@@ -63,7 +64,7 @@ TOKEN_EXPIRED = {"code": "TOKEN_EXPIRED", "message": "the token has expired; con
 def _broadcast(message: dict[str, Any], who: Participants) -> dict[str, Any]:
     """A stored message as ElizaOS's `messageBroadcast` payload."""
     metadata = message.get("metadata") or {}
-    agent = message["role"] == "agent"
+    agent = message["role"] == Role.AGENT
     room = str(who.session_id)
     if agent:
         sender, thought, actions, source = who.agent_name, metadata.get("thought"), metadata.get("actions") or [], \
@@ -187,7 +188,8 @@ class Realtime:
             await self.sio.disconnect(sid)
 
     async def _principal(self, sid: str) -> Principal:
-        return (await self.sio.get_session(sid))["principal"]
+        principal: Principal = (await self.sio.get_session(sid))["principal"]
+        return principal
 
     async def _join(self, sid: str, data: Any) -> dict[str, Any]:
         resources = self._resources

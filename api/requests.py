@@ -26,7 +26,7 @@ def nests_deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-class ApiRequest(Request):  # type: ignore[type-arg]
+class ApiRequest(Request[Any, Any, Any]):
     async def json(self) -> Any:
         too_deep = SerializationException(f"it nests arrays and objects deeper than {MAX_JSON_DEPTH} levels")
         try:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import gc
 import asyncio
+import gc
 import os
 import time
 import uuid
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 import redis.asyncio as aredis
@@ -20,13 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.metrics import ApiMetrics
 from core.bus import AsyncEventPublisher, EventHub, Keys
 from core.db import create_async_db_engine
-from core.runtime.runner import TurnRunner
 from core.ratelimit import AuthFailures, RateLimiter
+from core.runtime.runner import TurnRunner
 from core.services.events import EventLog
+from core.sessions.uow import AsyncUnitOfWork, SessionProcessor
 from core.settings import Settings
 from core.streams import StreamSlots
 from core.taskqueue import AsyncTaskSender
-from core.sessions.uow import AsyncUnitOfWork, SessionProcessor
 
 
 class InlineProcessor:
@@ -101,7 +101,7 @@ def redis_client_name(pid: int | None = None) -> str:
     return f"agent-sessions-api-{pid or os.getpid()}"
 
 
-def lifespan(settings: Settings, metrics: ApiMetrics):  # type: ignore[no-untyped-def]
+def lifespan(settings: Settings, metrics: ApiMetrics) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def open_resources(app: Litestar) -> AsyncGenerator[None]:
         app.state.resources = await Resources.open(settings, metrics)
@@ -118,7 +118,8 @@ def lifespan(settings: Settings, metrics: ApiMetrics):  # type: ignore[no-untype
 
 
 def provide_resources(state: State) -> Resources:
-    return state.resources
+    resources: Resources = state.resources
+    return resources
 
 
 async def provide_uow(resources: NamedDependency[Resources]) -> AsyncGenerator[AsyncUnitOfWork]:

@@ -24,12 +24,21 @@ from core import logs
 from core.bus import parse_event_id
 from core.clock import utcnow
 from core.errors import AgentFailed, MessageSuperseded, ServiceUnavailable
-from core.schemas import (AcceptedPublic, AgentResponse, MessageCreate, MessagePublic, ReplyPublic, ReplyResult,
-                          SendResult, SessionStatus)
+from core.schemas import (
+    AcceptedPublic,
+    AgentResponse,
+    MessageCreate,
+    MessagePublic,
+    ReplyPublic,
+    ReplyResult,
+    SendResult,
+    SessionStatus,
+)
 from core.services.events import ExchangeFeed
-from core.sessions.double_texting import SUPERSEDED_CODE
 from core.services.messages import Submission, find_outcome, submit_message
 from core.services.sessions import public_json, session_status
+from core.sessions.double_texting import SUPERSEDED_CODE
+from core.sessions.status import MessageStatus
 from core.sessions.uow import AsyncUnitOfWork
 from core.validation import check_idempotency_key, request_fingerprint
 
@@ -142,7 +151,7 @@ async def _blocking_reply(uow: AsyncUnitOfWork, resources: Resources, accepted: 
     outcome: Replied | Failed | None = None
     if submission.reply is not None:
         outcome = Replied(submission.reply, submission.session_status, {})
-    elif submission.user_message.status == "failed":
+    elif submission.user_message.status == MessageStatus.FAILED:
         outcome = Failed.of(submission.user_message)
     else:
         deadline = accepted.started + resources.settings.reply_wait_seconds
@@ -238,7 +247,7 @@ async def _stored_outcome(uow: AsyncUnitOfWork, resources: Resources,
     if found is None:
         return None
     message, session = found
-    if message.status == "failed":
+    if message.status == MessageStatus.FAILED:
         return Failed.of(message)
     return Replied(message, session_status(session, utcnow(), resources.settings.timeout_minute), {})
 
@@ -247,7 +256,7 @@ def _reply_response(submission: Submission, reply: MessagePublic, status: Sessio
                     timings: dict[str, Any]) -> Response[ReplyPublic]:
     status = _as_sent(submission, status)
     # The user message was answered by the time this response is built.
-    user_message = submission.user_message.model_copy(update={"status": "completed"})
+    user_message = submission.user_message.model_copy(update={"status": MessageStatus.COMPLETED})
     agent_response = agent_response_of(reply)
     body = ReplyPublic(**reply.model_dump(), user_message=user_message, agent_response=agent_response,
                        session_status=status, debug=_debug(submission, timings) if debug else None,

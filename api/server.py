@@ -44,7 +44,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self._header_timeout = get_settings().request_header_timeout_seconds
         self._header_deadline: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn declares it
         super().connection_made(transport)
         self._header_deadline = self.loop.call_later(self._header_timeout, self._headers_too_late)
 

@@ -8,12 +8,11 @@ The SSE reply of `POST .../messages` speaks ElizaOS's vocabulary instead (see `a
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
 import structlog
-from litestar.types import Receive, Scope, Send
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
 
@@ -29,6 +28,10 @@ from core.streams import StreamSlot
 # (sse-starlette's default "\r\n" is valid SSE too, but those readers never see an event end).
 SEP = "\n"
 log = structlog.get_logger(__name__)
+# Starlette's ASGI types, which sse-starlette's response declares (spelled here: starlette is not ours to import).
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class EventStreamResponse(EventSourceResponse):

@@ -11,7 +11,7 @@ import hmac
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -28,11 +28,11 @@ from core.errors import (
     TokenMintingUnavailable,
     Unauthorized,
 )
-from core.schemas import USER_ID_PATTERN
+from core.schemas import USER_ID_PATTERN, Scope
 from core.settings import Settings
 
-READ = "sessions:read"
-WRITE = "sessions:write"
+READ: Scope = "sessions:read"
+WRITE: Scope = "sessions:write"
 SCOPES = (READ, WRITE)
 _USER_ID = re.compile(USER_ID_PATTERN)
 
@@ -156,12 +156,12 @@ def _scopes_of(claim: Any) -> frozenset[str]:
 class MintedToken:
     token: str
     user_id: str
-    scopes: list[str]
+    scopes: list[Scope]
     expires_at: datetime
     expires_in: int
 
 
-def mint_token(settings: Settings, user_id: str, scopes: list[str] | None, ttl_seconds: int | None,
+def mint_token(settings: Settings, user_id: str, scopes: Sequence[Scope] | None, ttl_seconds: int | None,
                now: datetime) -> MintedToken:
     key = settings.jwt_signing_key
     if key is None:

@@ -44,7 +44,7 @@ class CircuitBreaker:
         self._recorded = bool(failures or open_until)
         if not open_until:
             return
-        last_error = (state[2] or b"").decode()
+        last_error = state[2].decode() if isinstance(state[2], bytes) else state[2] or ""
         wait = open_until - time.time()
         if wait > 0:
             raise AgentFailure(f"the agent's model provider is unavailable: {failures} calls failed in a row "

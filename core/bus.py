@@ -104,7 +104,8 @@ class Event:
 
 
 def decode_envelope(raw: bytes | str) -> dict[str, Any]:
-    return orjson.loads(raw)
+    envelope: dict[str, Any] = orjson.loads(raw)
+    return envelope
 
 
 def parse_event_id(event_id: str) -> tuple[int, int]:

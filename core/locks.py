@@ -15,14 +15,16 @@ import redis
 from redis.commands.core import Script
 
 # Sent by SHA (EVALSHA), loaded on first use. KEYS: lock; ARGV: token.
-_RELEASE = Script(None, b"if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end")
-_RENEW = Script(None, b"if redis.call('get', KEYS[1]) == ARGV[1] then "
-                      b"return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0")
+_RELEASE = b"if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end"
+_RENEW = (b"if redis.call('get', KEYS[1]) == ARGV[1] then "
+          b"return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0")
 
 
 class LeaseLock:
     def __init__(self, client: redis.Redis, key: str, lease_seconds: float) -> None:
         self._redis = client
+        self._release: Script = client.register_script(_RELEASE)
+        self._renew: Script = client.register_script(_RENEW)
         self.key = key
         self.lease_ms = int(lease_seconds * 1000)
         self.token = uuid.uuid4().hex
@@ -36,11 +38,11 @@ class LeaseLock:
 
     def release(self) -> None:
         _keeper().drop(self)
-        _RELEASE(keys=[self.key], args=[self.token], client=self._redis)
+        self._release(keys=[self.key], args=[self.token])
 
     def renew(self) -> None:
         try:
-            renewed = _RENEW(keys=[self.key], args=[self.token, self.lease_ms], client=self._redis)
+            renewed = self._renew(keys=[self.key], args=[self.token, self.lease_ms])
         except redis.RedisError:
             return  # try again at the next round; the lease outlasts two missed renewals
         if not renewed:

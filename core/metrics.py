@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
 # Buckets from 5 ms to 2 min: agent calls range from the offline ELIZA (ms) to remote LLMs (tens of s).
@@ -34,8 +34,8 @@ MESSAGE_FAILURES = Counter("agent_sessions_message_failures_total", "User messag
 
 def serve_worker_metrics(port: int, host: str) -> None:
     """Serve this worker's metrics over HTTP (a daemon thread)."""
-    registry = None
+    registry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
-    start_http_server(port, addr=host, **({"registry": registry} if registry else {}))
+    start_http_server(port, addr=host, registry=registry)

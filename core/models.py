@@ -10,6 +10,7 @@ from sqlalchemy import Column, Index, String, UniqueConstraint, and_, literal_co
 from sqlmodel import Field, SQLModel
 
 from core.db import JSONColumn, UTCDateTime
+from core.sessions.status import UNANSWERED_STATUSES, Role, SessionStatusName
 
 # The agent seeded on first start, so a client can chat without creating one.
 DEFAULT_AGENT_ID = uuid.UUID("e1a2a000-0000-4000-8000-000000000001")
@@ -25,7 +26,8 @@ def _moment(nullable: bool = False, index: bool = False) -> Any:
 
 
 def _created_at(context: Any) -> datetime:
-    return context.get_current_parameters()["created_at"]
+    created_at: datetime = context.get_current_parameters()["created_at"]
+    return created_at
 
 
 class Agent(SQLModel, table=True):
@@ -52,7 +54,7 @@ class Session(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     agent_id: uuid.UUID = Field(foreign_key="agents.id", index=True)
     user_id: str = Field(max_length=128)
-    status: str = Field(default="active", max_length=16)  # active | paused | ended | expired
+    status: str = Field(default=SessionStatusName.ACTIVE.value, max_length=16)  # a SessionStatusName
     meta: dict[str, Any] = _json(name="metadata")
     timeout_minutes: int
     auto_renew: bool
@@ -93,11 +95,11 @@ class Message(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     session_id: uuid.UUID = Field(foreign_key="sessions.id", ondelete="CASCADE")
     seq: int
-    role: str = Field(max_length=16)  # user | agent | system
+    role: str = Field(max_length=16)  # a Role
     author_id: str = Field(max_length=128)
     content: str
     meta: dict[str, Any] = _json(name="metadata")
-    status: str = Field(max_length=16)  # pending | processing | completed | failed
+    status: str = Field(max_length=16)  # a MessageStatus
     # An agent reply names the user message it answers; unique, so retries never store a second reply.
     reply_to: uuid.UUID | None = Field(default=None, unique=True)
     created_at: datetime = _moment()
@@ -121,15 +123,15 @@ class SessionEvent(SQLModel, table=True):
     created_at: datetime = _moment()
 
 
-agents_table = Agent.__table__  # type: ignore[attr-defined]
-sessions_table = Session.__table__  # type: ignore[attr-defined]
-messages_table = Message.__table__  # type: ignore[attr-defined]
-events_table = SessionEvent.__table__  # type: ignore[attr-defined]
+agents_table = SQLModel.metadata.tables[Agent.__tablename__]
+sessions_table = SQLModel.metadata.tables[Session.__tablename__]
+messages_table = SQLModel.metadata.tables[Message.__tablename__]
+events_table = SQLModel.metadata.tables[SessionEvent.__tablename__]
 
 # A user message still waiting for its reply, written with literals rather than bound parameters: Postgres
 # uses the partial index `ix_messages_unanswered` only when it can see that the query implies its predicate.
-UNANSWERED = and_(messages_table.c.role == literal_column("'user'"),
-                  messages_table.c.status.in_([literal_column("'pending'"), literal_column("'processing'")]))
+UNANSWERED = and_(messages_table.c.role == literal_column(f"'{Role.USER.value}'"),
+                  messages_table.c.status.in_([literal_column(f"'{status.value}'") for status in UNANSWERED_STATUSES]))
 # A session's unanswered messages (the worker's claim, `reject`, `interrupt`); without it a claim walked the
 # session's whole history (migration 0004).
 Index("ix_messages_unanswered", messages_table.c.session_id, messages_table.c.seq,

@@ -131,7 +131,7 @@ class AuthFailures:
         level = logging.WARNING if counted else logging.INFO
         log.log(level, "authentication failed", extra={"client": address, "code": error.code, "reason": error.message,
                                                        "where": where})
-        if not counted:
+        if not counted or address is None:
             return
         window_ms = int(self._settings.rate_limit_window_seconds * 1000)
         count, left_ms = await self._count(keys=[self._keys.rate_limit("auth-failures", address)], args=[window_ms])

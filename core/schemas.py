@@ -10,19 +10,26 @@ import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_serializer
 from pydantic.alias_generators import to_camel
 
-from core.analysis.conversation import STAGES
-from core.analysis.engagement import LEVELS
-from core.analysis.intent import INTENTS
-from core.analysis.sentiment import LABELS
+from core.analysis.conversation import Stage
+from core.analysis.engagement import Level
+from core.analysis.intent import Intent
+from core.analysis.sentiment import Label
 from core.clock import isoformat
 from core.models import DEFAULT_AGENT_ID
+from core.sessions.status import MessageStatus, Role, SessionStatusName
 
 USER_ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
 # StringConstraints (not Field(pattern=)) so the pattern also reaches the OpenAPI document.
 UserId = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN)]
 
 Provider = Literal["eliza", "echo", "openai"]
-SessionStatusName = Literal["active", "paused", "ended", "expired"]
+# The wire's status and role values: the enums' members (core/sessions/status.py), each value spelled once.
+SessionStatusValue = Literal[SessionStatusName.ACTIVE, SessionStatusName.PAUSED, SessionStatusName.ENDED,
+                             SessionStatusName.EXPIRED]
+MessageStatusValue = Literal[MessageStatus.PENDING, MessageStatus.PROCESSING, MessageStatus.COMPLETED,
+                             MessageStatus.FAILED]
+RoleValue = Literal[Role.USER, Role.AGENT, Role.SYSTEM]
+HealthStatus = Literal["healthy", "degraded", "unhealthy"]
 Transport = Literal["http", "sse", "websocket"]
 # ElizaOS's legacy `mode` names (`websocket`) and ours (`async`): sync = http, stream = sse, async = websocket.
 Mode = Literal["sync", "stream", "websocket", "async"]
@@ -144,12 +151,12 @@ class SessionCreate(Schema):
 
 
 class SentimentValue(Schema):
-    label: Literal[LABELS]  # type: ignore[valid-type]
+    label: Label
     score: float  # -1..1
 
 
 class EngagementValue(Schema):
-    level: Literal[LEVELS]  # type: ignore[valid-type]
+    level: Level
     score: float  # 0..1
 
 
@@ -161,8 +168,8 @@ class TopicCount(Schema):
 class ConversationState(Schema):
     """The conversation after the last exchange (docs/api.md, "Conversation state")."""
 
-    stage: Literal[STAGES]  # type: ignore[valid-type]
-    intent: Literal[INTENTS] | None  # type: ignore[valid-type]  # of the last user message
+    stage: Stage
+    intent: Intent | None  # of the last user message
     topics: list[TopicCount]
     sentiment: SentimentValue  # running (decayed) over the conversation
     engagement: EngagementValue
@@ -177,7 +184,7 @@ class SessionPublic(Schema):
     channel_id: uuid.UUID  # the same id, under the name ElizaOS socket clients use
     agent_id: uuid.UUID
     user_id: str
-    status: SessionStatusName
+    status: SessionStatusValue
     metadata: dict[str, Any]
     created_at: datetime
     last_activity: datetime
@@ -228,7 +235,7 @@ class SessionWarning(Schema):
 
 
 class SessionStatus(Schema):
-    status: SessionStatusName
+    status: SessionStatusValue
     expires_at: datetime
     time_remaining: int
     renewal_count: int
@@ -253,11 +260,11 @@ class MessagePublic(Schema):
     id: uuid.UUID
     session_id: uuid.UUID
     seq: int
-    role: Literal["user", "agent", "system"]
+    role: RoleValue
     is_agent: bool
     author_id: str
     content: str
-    status: Literal["pending", "processing", "completed", "failed"]
+    status: MessageStatusValue
     reply_to: uuid.UUID | None = None
     created_at: datetime
     # The client's metadata, and the agent's flat notes (thought, actions, confidence, ...): flat values only,
@@ -334,8 +341,8 @@ class StateHistoryEntry(Schema):
     message_id: uuid.UUID  # the user message of the exchange
     seq: int
     created_at: datetime
-    stage: Literal[STAGES]  # type: ignore[valid-type]
-    intent: Literal[INTENTS] | None = None  # type: ignore[valid-type]
+    stage: Stage
+    intent: Intent | None = None
     topics: list[str] = Field(default_factory=list)  # keywords of this message (the session holds the counts)
     sentiment: SentimentValue  # of this message
     running_sentiment: SentimentValue | None = None  # of the conversation so far (decayed)
@@ -371,7 +378,7 @@ class ComponentHealth(Schema):
 
 
 class Health(Schema):
-    status: Literal["healthy", "degraded", "unhealthy"]
+    status: HealthStatus
     active_sessions: int
     expiring_soon: int
     timestamp: datetime
@@ -389,7 +396,7 @@ class ServerHealth(Schema):
     """`GET /api/server/health`, as ElizaOS's client declares it (`ServerHealth`), plus the ElizaOS server's
     `dependencies.agents` and `agentCount`. The same checks as the sessions health route."""
 
-    status: Literal["healthy", "degraded", "unhealthy"]
+    status: HealthStatus
     uptime: float  # seconds
     timestamp: datetime
     version: str
@@ -404,7 +411,8 @@ class ServerPing(Schema):
 
 
 class ServerSentEvent(Schema):
-    """One event of a `text/event-stream` answer: `data` is the JSON event envelope (see docs/api.md, "Server-sent events")."""
+    """One event of a `text/event-stream` answer: `data` is the JSON event envelope (see docs/api.md,
+    "Server-sent events")."""
 
     id: str | None = None  # durable events only: what Last-Event-ID resumes from
     event: str

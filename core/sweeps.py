@@ -60,7 +60,7 @@ class SweepResult:
     purged: int = 0
 
 
-def sweep(ctx: BeatContext, enqueue: Callable[[uuid.UUID], None], now: datetime | None = None) -> SweepResult:
+def sweep(ctx: BeatContext, enqueue: Callable[[uuid.UUID], object], now: datetime | None = None) -> SweepResult:
     lock = LeaseLock(ctx.redis, ctx.keys.sweep_lock, ctx.settings.sweep_lock_seconds)
     if not lock.acquire():
         return SweepResult(acted=False)
@@ -122,7 +122,7 @@ def expire_due_sessions(ctx: BeatContext, now: datetime, batch_size: int) -> int
     return expired
 
 
-def requeue_stuck_messages(ctx: BeatContext, enqueue: Callable[[uuid.UUID], None], now: datetime,
+def requeue_stuck_messages(ctx: BeatContext, enqueue: Callable[[uuid.UUID], object], now: datetime,
                            limit: int) -> int:
     """Ask for processing again where a task was lost (still `pending`) or a worker died (lease passed).
 

@@ -14,10 +14,10 @@ from pydantic import ValidationError
 
 from core.errors import InvalidTimeoutConfig
 from core.schemas import TimeoutConfig, TimeoutConfigUpdate
+from core.sessions.status import LIVE_STATUSES, SessionStatusName
 from core.settings import Settings
 
 CONFIG_FIELDS = ("timeout_minutes", "auto_renew", "max_duration_minutes", "warning_threshold_minutes")
-LIVE_STATUSES = ("active", "paused")
 
 
 def global_config(settings: Settings) -> TimeoutConfig:
@@ -114,8 +114,8 @@ def is_near_expiration(expires_at: datetime, now: datetime, warning_threshold_mi
     return timedelta(0) < remaining <= warning_threshold_minutes * minute
 
 
-def effective_status(status: str, expires_at: datetime, now: datetime) -> str:
+def effective_status(status: str, expires_at: datetime, now: datetime) -> SessionStatusName:
     """An active or paused session past its deadline is expired, even before the sweep records it."""
     if status in LIVE_STATUSES and expires_at <= now:
-        return "expired"
-    return status
+        return SessionStatusName.EXPIRED
+    return SessionStatusName(status)

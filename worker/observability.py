@@ -37,7 +37,7 @@ def _serve_metrics(**_: Any) -> None:
 
 
 @task_prerun.connect
-def _task_started(task_id: str, task: Task, **_: Any) -> None:
+def _task_started(task_id: str, task: Task[Any, Any], **_: Any) -> None:
     _started[task_id] = time.perf_counter()
     # Pool threads are reused: start each task from a clean context.
     logs.clear()
@@ -45,7 +45,7 @@ def _task_started(task_id: str, task: Task, **_: Any) -> None:
 
 
 @task_postrun.connect
-def _task_finished(task_id: str, task: Task, state: str | None = None, **_: Any) -> None:
+def _task_finished(task_id: str, task: Task[Any, Any], state: str | None = None, **_: Any) -> None:
     started = _started.pop(task_id, None)
     if started is not None:
         metrics.TASK_DURATION.labels(task.name, state or "UNKNOWN").observe(time.perf_counter() - started)
@@ -53,11 +53,11 @@ def _task_finished(task_id: str, task: Task, state: str | None = None, **_: Any)
 
 
 @task_retry.connect
-def _task_retried(sender: Task | None = None, reason: object = None, **_: Any) -> None:
+def _task_retried(sender: Task[Any, Any] | None = None, reason: object = None, **_: Any) -> None:
     metrics.TASK_RETRIES.labels(getattr(sender, "name", "unknown")).inc()
     log.warning("task retried", reason=str(reason))
 
 
 @task_failure.connect
-def _task_failed(sender: Task | None = None, **_: Any) -> None:
+def _task_failed(sender: Task[Any, Any] | None = None, **_: Any) -> None:
     metrics.TASK_FAILURES.labels(getattr(sender, "name", "unknown")).inc()

@@ -23,7 +23,7 @@ ADMIN = {"access": "admin"}
 
 class AgentController(Controller):
     path = "/api/agents"
-    tags = ["agents"]
+    tags = ("agents",)
 
     @get("/", summary="List agents", opt=ANY, responses=errors(*GUARDED))
     async def list_agents(self, uow: UnitOfWorkDep) -> AgentList:

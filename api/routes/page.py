@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from litestar import Response, get
 from litestar.connection import ASGIConnection
@@ -13,7 +14,7 @@ from litestar.static_files import create_static_files_router
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 
-async def file_names_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+async def file_names_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     # `/static/chat.js%00.html`: no file is named with a control character, and the file system refuses
     # to look one up (a 500): answer what it is, not found.
     if any(ord(character) < 32 for character in connection.scope["path"]):

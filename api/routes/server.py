@@ -17,7 +17,7 @@ HEALTH = {"access": "health"}  # open unless PUBLIC_HEALTH=false, like the sessi
 
 class ServerController(Controller):
     path = "/api/server"
-    tags = ["server"]
+    tags = ("server",)
 
     @get("/ping", summary="Liveness: answers at once", opt=HEALTH, responses=errors(401), security=[{}])
     async def ping(self) -> ServerPing:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.openapi.datastructures import ResponseSpec
@@ -50,7 +50,7 @@ LIFECYCLE_ERRORS = errors(*WITH_BODY, 404, 409, 410)
 
 class SessionController(Controller):
     path = "/api/messaging/sessions"
-    tags = ["sessions"]
+    tags = ("sessions",)
 
     @post("/", status_code=201, summary="Create a session", opt=WRITE, responses=errors(*WITH_BODY, 404, 409, 422, 429))
     async def create(self, data: JSONBody[SessionCreate], uow: UnitOfWorkDep, resources: ResourcesDep,
@@ -132,16 +132,17 @@ class SessionController(Controller):
                                                    "is described by this schema)"),
                      **errors(*WITH_BODY, 404, 409, 410, 422, 429, 502)})
     async def send_message(self, session_id: SessionId, data: JSONBody[MessageCreate], uow: UnitOfWorkDep,
-                           resources: ResourcesDep, request: Request, principal: PrincipalDep,
+                           resources: ResourcesDep, request: Request[Any, Any, Any], principal: PrincipalDep,
                            idempotency_key: IdempotencyKey = None, x_debug: DebugHeader = None) -> ASGIApp:
-        return await send(uow, resources, parse_uuid(session_id, "sessionId"), data, idempotency_key,
-                          debug=wants_debug(x_debug, principal, resources.settings),
-                          accept=request.headers.get("accept"), owner=principal.owner)
+        # Litestar serves the Response or the event stream `send` returns; `ASGIApp` keeps the schema's own.
+        return cast("ASGIApp", await send(uow, resources, parse_uuid(session_id, "sessionId"), data,
+                                          idempotency_key, debug=wants_debug(x_debug, principal, resources.settings),
+                                          accept=request.headers.get("accept"), owner=principal.owner))
 
     # An endless stream: kept out of the OpenAPI schema (documented in docs/api.md).
     @get("/{session_id:str}/events", include_in_schema=False)
-    async def events(self, session_id: FromPath[str], uow: UnitOfWorkDep, resources: ResourcesDep, request: Request,
-                     principal: PrincipalDep,
+    async def events(self, session_id: FromPath[str], uow: UnitOfWorkDep, resources: ResourcesDep,
+                     request: Request[Any, Any, Any], principal: PrincipalDep,
                      last_event_id: Annotated[str | None, QueryParameter(name="lastEventId", max_length=64)] = None,
                      ) -> EventSourceResponse:
         sid = parse_uuid(session_id, "sessionId")

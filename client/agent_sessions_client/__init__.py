@@ -66,7 +66,8 @@ from agent_sessions_client.sessions import AsyncSessionsClient, SessionsClient
 
 __all__ = [
     "AcceptedPublic", "AgentFailed", "AgentInUse", "AgentNameTaken", "AgentNotFound", "AgentPublic", "AgentSummary",
-    "ApiError", "AsyncSessionsClient", "Conflict", "ConversationState", "Done", "ErrorEvent", "Event", "Forbidden", "Health",
+    "ApiError", "AsyncSessionsClient", "Conflict", "ConversationState", "Done", "ErrorEvent", "Event", "Forbidden",
+    "Health",
     "IdempotencyKeyReused", "InsufficientScope", "InvalidRequest", "MaxDurationExceeded", "MessageChunk",
     "MessageCompleted", "MessageCreated", "MessageFailed", "MessagePage", "MessagePublic", "MessageSuperseded",
     "NotFound", "RateLimited", "ReplyPending", "ReplyPublic", "ReplyTimeout", "ServiceUnavailable", "SessionBusy",

@@ -21,14 +21,14 @@ from rich.table import Table
 
 from agent_sessions_client.errors import ApiError, SessionClosed
 from agent_sessions_client.events import MessageChunk, MessageCompleted, MessageFailed
-from agent_sessions_client.schemas import AgentPublic, SessionPublic
+from agent_sessions_client.schemas import AgentSummary, SessionPublic
 from agent_sessions_client.sessions import DEFAULT_URL, SessionsClient
 
 HELP = "/history  /state  /end (end the session)  /quit (leave it open)  /help"
 
 
 class Chat:
-    def __init__(self, client: SessionsClient, console: Console, agent: AgentPublic, user_id: str) -> None:
+    def __init__(self, client: SessionsClient, console: Console, agent: AgentSummary, user_id: str) -> None:
         self.client = client
         self.console = console
         self.agent = agent
@@ -125,7 +125,7 @@ class Chat:
         self.console.print(table)
 
 
-def pick_agent(client: SessionsClient, name: str | None) -> AgentPublic:
+def pick_agent(client: SessionsClient, name: str | None) -> AgentSummary:
     agents = client.list_agents()
     if not agents:
         raise LookupError("the server has no agents")

@@ -34,7 +34,8 @@ class MessageCreated(Event):
 class MessageChunk(Event):
     @property
     def delta(self) -> str:
-        return self.data.get("delta", "")
+        delta: str = self.data.get("delta", "")
+        return delta
 
     @property
     def index(self) -> int:
@@ -133,7 +134,8 @@ def events_of_reply_event(event_type: str, raw_data: str, event_id: str | None =
     if event_type == "error":
         error = {"code": data.get("code", "AGENT_FAILED"), "message": data.get("message") or data.get("error", "")}
         failed = [] if error["code"] == "REPLY_TIMEOUT" else [
-            MessageFailed(type="message.failed", data={"messageId": data.get("messageId"), "error": error}, id=event_id)]
+            MessageFailed(type="message.failed", data={"messageId": data.get("messageId"), "error": error},
+                          id=event_id)]
         return [*failed, ErrorEvent(type="error", data=error)]
     return [parse_event(event_type, raw_data, event_id)]
 

@@ -60,7 +60,8 @@ class Schema:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
-        values = {name: _read(kind, data[key]) for name, key, kind in _fields(cls) if key in data}
+        schema: type = cls  # (mypy takes a `type[Self]` for unhashable)
+        values = {name: _read(kind, data[key]) for name, key, kind in _fields(schema) if key in data}
         return cls(**values)
 
 

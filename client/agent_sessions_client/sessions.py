@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
@@ -26,6 +26,7 @@ from agent_sessions_client.schemas import (
     MessagePage,
     MessagePublic,
     ReplyPublic,
+    Schema,
     SessionPage,
     SessionPublic,
 )
@@ -36,18 +37,27 @@ DEFAULT_URL = "http://localhost:3000"
 RECONNECTABLE = (httpx.TransportError, httpx.RemoteProtocolError)
 
 
+T = TypeVar("T")
+S = TypeVar("S", bound=Schema)
+
+
 @dataclass(frozen=True)
-class Call:
+class Call(Generic[T]):
     method: str
     path: str
-    parse: Callable[[httpx.Response], Any]
+    parse: Callable[[httpx.Response], T]
     json: Any = None
     params: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def _model(kind: Any) -> Callable[[httpx.Response], Any]:
+def _model(kind: type[S]) -> Callable[[httpx.Response], S]:
     return lambda response: kind.from_json(response.json())
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def _reply_or_accepted(response: httpx.Response) -> ReplyPublic | AcceptedPublic:
@@ -77,7 +87,8 @@ def _auth_headers(api_key: str | None, token: str | None) -> dict[str, str]:
 
 
 def _is_event_stream(response: httpx.Response) -> bool:
-    return response.headers.get("content-type", "").startswith("text/event-stream")
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.startswith("text/event-stream")
 
 
 def _event_of(sse: ServerSentEvent) -> Event | None:
@@ -100,7 +111,7 @@ def _raise_if_error(event: Event) -> None:
 class _Calls:
     """Every request/response call of the API, shared by the sync and async clients."""
 
-    def _run(self, call: Call) -> Any:
+    def _run(self, call: Call[T]) -> T:
         raise NotImplementedError
 
     def health(self) -> Health:
@@ -165,7 +176,7 @@ class _Calls:
 
     def end(self, session_id: str | uuid.UUID, *, purge: bool = False) -> dict[str, Any]:
         """End the session (history stays readable), or erase it with `purge=True`."""
-        return self._run(Call("DELETE", _session(session_id), lambda r: r.json(),
+        return self._run(Call("DELETE", _session(session_id), _json_object,
                               params={"purge": "true"} if purge else None))
 
 
@@ -189,7 +200,7 @@ class SessionsClient(_Calls):
     def close(self) -> None:
         self._http.close()
 
-    def _run(self, call: Call) -> Any:
+    def _run(self, call: Call[T]) -> T:
         response = self._http.request(call.method, call.path, json=call.json, params=call.params,
                                       headers=call.headers)
         raise_for_error(response)
@@ -274,16 +285,17 @@ class AsyncSessionsClient(_Calls):
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def _run(self, call: Call) -> Any:  # type: ignore[override]
+    # Each shared call returns an awaitable of what the sync client returns: no override mypy can express.
+    async def _run(self, call: Call[T]) -> T:  # type: ignore[override]  # see above
         response = await self._http.request(call.method, call.path, json=call.json, params=call.params,
                                             headers=call.headers)
         raise_for_error(response)
         return call.parse(response)
 
-    async def history(self, session_id: str | uuid.UUID, *, page_size: int = 50,  # type: ignore[override]
+    async def history(self, session_id: str | uuid.UUID, *, page_size: int = 50,
                       before: str | float | None = None) -> AsyncIterator[MessagePublic]:
         while True:
-            page = await self.history_page(session_id, limit=page_size, before=before)  # type: ignore[misc]
+            page = await self.history_page(session_id, limit=page_size, before=before)  # type: ignore[misc]  # awaitable (_run)
             for message in page.messages:
                 yield message
             if not page.has_more or not page.cursors.before:

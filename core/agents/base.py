@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class HistoryItem:
-    role: str  # "user" | "agent" | "system"
+    role: str  # a Role
     content: str
 
 

@@ -16,20 +16,25 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from core.agents.base import MAX_CHUNK_DELAY_MS
 from core.schemas import Provider, Schema, TimeoutConfigUpdate
+from core.sessions.status import Role
 
 CHARACTER_SUFFIXES = (".json", ".yaml", ".yml")
 BUILTIN_DIR = "characters"
-# The eliza scripts bundled in `core/agents/scripts/`, so the schema lists them.
-ElizaScript = Literal[tuple(sorted(  # type: ignore[valid-type]
-    path.name.removesuffix(".json") for path in (resources.files("core.agents") / "scripts").iterdir()
-    if path.name.endswith(".json")))]
+# The eliza scripts bundled in `core/agents/scripts/`, so the schema lists them (a Literal built at import,
+# which a type checker cannot read: it sees the string it is).
+if TYPE_CHECKING:
+    ElizaScript = str
+else:
+    ElizaScript = Literal[tuple(sorted(
+        path.name.removesuffix(".json") for path in (resources.files("core.agents") / "scripts").iterdir()
+        if path.name.endswith(".json")))]
 
 
 def _has_nul(value: Any) -> bool:
@@ -59,7 +64,7 @@ class Document(StrictSchema):
 
 
 class ExampleMessage(StrictSchema):
-    role: Literal["user", "agent"]
+    role: Literal[Role.USER, Role.AGENT]
     content: str = Field(min_length=1, max_length=4000)
 
 
@@ -95,7 +100,8 @@ class AgentSettings(StrictSchema):
     examples: list[list[ExampleMessage]] = Field(default_factory=list, max_length=20,
                                                  description="example exchanges, each a list of messages")
     script: ElizaScript | None = Field(None, description="eliza: bundled script name")
-    chunk_delay_ms: int | None = Field(None, ge=0, le=MAX_CHUNK_DELAY_MS, description="eliza, echo: pause between streamed chunks")
+    chunk_delay_ms: int | None = Field(None, ge=0, le=MAX_CHUNK_DELAY_MS,
+                                       description="eliza, echo: pause between streamed chunks")
     history_messages: int | None = Field(None, ge=1, le=500,
                                          description="earlier messages loaded for the prompt (HISTORY_WINDOW)")
     model: ModelSettings | None = None
@@ -167,18 +173,26 @@ def partial_model(model: type[StrictSchema]) -> type[StrictSchema]:
     return create_model(f"{model.__name__}Patch", __base__=StrictSchema, **fields)
 
 
+# A model built at import; a type checker sees the model it mirrors.
+if TYPE_CHECKING:
+    AgentSettingsPatch = AgentSettings
+else:
+    AgentSettingsPatch = partial_model(AgentSettings)
+
+
 class AgentPatch(Document):
     """Partial update. `settings` is a JSON merge patch (RFC 7396): objects merge, `null` removes a key, and
     the merged character is validated as a whole."""
 
     name: str | None = Field(None, min_length=1, max_length=100, pattern=r"\S")
     provider: Provider | None = None
-    settings: partial_model(AgentSettings) | None = None  # type: ignore[valid-type]
+    settings: AgentSettingsPatch | None = None
 
     def settings_patch(self) -> dict[str, Any] | None:
         if self.settings is None:
             return None
-        return self.settings.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        patch: dict[str, Any] = self.settings.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        return patch
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

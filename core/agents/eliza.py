@@ -8,9 +8,9 @@ always yields the same reply while replies still vary across a conversation.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -93,7 +93,7 @@ class ConversationState:
         return index, options[index]
 
     def remember(self, reply: str) -> None:
-        self.memory = (self.memory + [reply])[-MEMORY_LIMIT:]
+        self.memory = [*self.memory, reply][-MEMORY_LIMIT:]
 
     def dump(self) -> dict[str, Any]:
         return {"cycles": dict(self.cycles), "memory": list(self.memory), "turns": self.turns}

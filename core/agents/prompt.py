@@ -21,11 +21,13 @@ from typing import Any
 
 from core.agents.base import AgentContext, AgentFailure
 from core.agents.character import AgentSettings, ModelSettings
+from core.sessions.status import Role
 
 BYTES_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4
 MAX_TOPICS_IN_PROMPT = 5
-ROLES = {"user": "user", "agent": "assistant", "system": "system"}
+# Our roles as the OpenAI chat protocol names them.
+OPENAI_ROLES: dict[str, str] = {Role.USER: "user", Role.AGENT: "assistant", Role.SYSTEM: "system"}
 STRUCTURED_REPLY_INSTRUCTION = (
     "Answer with a single JSON object and nothing else, of the form "
     '{"text": "<your reply to the user>", "thought": "<one sentence on why you answer so>", '
@@ -66,8 +68,8 @@ def describe_conversation(conversation: Mapping[str, Any]) -> str:
         parts.append(f"stage: {conversation['stage']}")
     if conversation.get("intent"):
         parts.append(f"the user's intent: {conversation['intent']}")
-    topics = [t.get("topic") if isinstance(t, dict) else t for t in conversation.get("topics") or ()]
-    if topics := [str(t) for t in topics if t][:MAX_TOPICS_IN_PROMPT]:
+    named = [t.get("topic") if isinstance(t, dict) else t for t in conversation.get("topics") or ()]
+    if topics := [str(t) for t in named if t][:MAX_TOPICS_IN_PROMPT]:
         parts.append(f"topics: {', '.join(topics)}")
     sentiment = conversation.get("sentiment")
     if isinstance(sentiment, dict) and sentiment.get("label"):
@@ -86,7 +88,7 @@ def system_prompt(settings: AgentSettings, agent_name: str, preferences: Mapping
     if settings.style:
         sections.append("Your style:\n" + "\n".join(f"- {line}" for line in settings.style))
     if settings.examples:
-        exchanges = ["\n".join(f"{'User' if m.role == 'user' else name}: {m.content}" for m in example)
+        exchanges = ["\n".join(f"{'User' if m.role == Role.USER else name}: {m.content}" for m in example)
                      for example in settings.examples]
         sections.append("Example exchanges:\n" + "\n\n".join(exchanges))
     if known := describe_preferences(preferences):
@@ -120,7 +122,7 @@ def build_prompt(context: AgentContext, settings: AgentSettings) -> Prompt:
             if used + cost > budget:
                 break
             used += cost
-            kept.append({"role": ROLES.get(item.role, "user"), "content": item.content})
+            kept.append({"role": OPENAI_ROLES.get(item.role, OPENAI_ROLES[Role.USER]), "content": item.content})
         kept.reverse()
         return system, kept, used
 
@@ -129,6 +131,7 @@ def build_prompt(context: AgentContext, settings: AgentSettings) -> Prompt:
         system, kept, used = fit(dropped_note=True)
         system = system_prompt(settings, context.agent_name, context.preferences, context.conversation,
                                dropped=len(context.history) - len(kept))
-    messages = [{"role": "system", "content": system}, *kept, {"role": "user", "content": context.message}]
+    messages = [{"role": OPENAI_ROLES[Role.SYSTEM], "content": system}, *kept,
+                {"role": OPENAI_ROLES[Role.USER], "content": context.message}]
     return Prompt(messages=messages, estimated_tokens=used, history_used=len(kept),
                   history_dropped=len(context.history) - len(kept))

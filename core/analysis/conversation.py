@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from typing import Any, Literal, get_args
 
 from core.analysis import engagement
-from core.clock import isoformat
 from core.analysis.intent import (
     asks_clarification,
     classify_intent,
@@ -23,8 +23,10 @@ from core.analysis.intent import (
 from core.analysis.keywords import extract_keywords
 from core.analysis.preferences import name_words, update_preferences
 from core.analysis.sentiment import STRONG_CLAUSE, MessageSentiment, analyze_sentiment, label_for
+from core.clock import isoformat
 
-STAGES = ("greeting", "discovery", "engaged", "resolution", "closing")
+Stage = Literal["greeting", "discovery", "engaged", "resolution", "closing"]
+STAGES: tuple[Stage, ...] = get_args(Stage)
 GREETING_TURN_LIMIT = 2  # after this many exchanges of pleasantries, the conversation is discovering
 DISCOVERY_TURN_LIMIT = 2  # after this many exchanges of clarifying questions, it is engaged anyway
 SENTIMENT_DECAY = 0.6  # weight of the running sentiment against the new message's
@@ -36,7 +38,7 @@ FOCUS_HEAD_CHARS, FOCUS_TAIL_CHARS = 1200, 400
 SHORT_REPLY_WORDS = engagement.SHORT_REPLY_WORDS
 
 
-def initial_state() -> dict:
+def initial_state() -> dict[str, Any]:
     return {
         "stage": "greeting",
         "intent": None,
@@ -58,19 +60,19 @@ def initial_state() -> dict:
     }
 
 
-def public_state(state: dict | None) -> dict:
+def public_state(state: dict[str, Any] | None) -> dict[str, Any]:
     """The state as shown by the API: without the private bookkeeping."""
     return {key: value for key, value in (state or initial_state()).items() if key != "_internal"}
 
 
 def analyze_exchange(
-    previous: dict | None,
+    previous: dict[str, Any] | None,
     user_text: str,
     agent_text: str,
     agent_confidence: float,
     sent_at: datetime,
-    client_metadata: dict | None = None,
-) -> tuple[dict, dict]:
+    client_metadata: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Returns (new_state, message_analysis). `previous` is the state returned last time (None on the first turn).
     Both dicts are JSON-serialisable with camelCase keys, ready to store and to return in the API."""
     state = previous or initial_state()
@@ -160,9 +162,8 @@ def _next_stage(stage: str, turns_in_stage: int, intent: str, user_text: str, ag
         pleasantry = intent in ("greeting", "smalltalk", "gratitude")
         if not pleasantry or turns_in_stage >= GREETING_TURN_LIMIT:
             candidate = "discovery"
-    elif stage == "discovery":
-        if not asks_clarification(agent_text) or turns_in_stage >= DISCOVERY_TURN_LIMIT:
-            candidate = "engaged"
+    elif stage == "discovery" and (not asks_clarification(agent_text) or turns_in_stage >= DISCOVERY_TURN_LIMIT):
+        candidate = "engaged"
 
     next_stage = max(stage, candidate, key=STAGES.index)
     return next_stage, turns_in_stage + 1 if next_stage == stage else 1
@@ -178,14 +179,14 @@ def _count_topics(previous: dict[str, list[int]], keywords: list[str], turn: int
     return counts
 
 
-def _top_topics(counts: dict[str, list[int]]) -> list[dict]:
+def _top_topics(counts: dict[str, list[int]]) -> list[dict[str, Any]]:
     ranked = sorted(counts.items(), key=lambda item: (-item[1][0], item[0]))[:MAX_TOPICS_SHOWN]
     return [{"topic": topic, "count": count} for topic, (count, _) in ranked]
 
 
 def _running_sentiment(
     previous_score: float | None, previous_strengths: dict[str, float], message: MessageSentiment
-) -> tuple[dict, dict]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Exponentially decayed sentiment; mixed while strong positive and negative feelings are both recent."""
     if previous_score is None:
         strengths = {"positive": message.positive_strength, "negative": message.negative_strength}

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Literal, get_args
 
-LEVELS = ("high", "medium", "low")
+Level = Literal["high", "medium", "low"]
+LEVELS: tuple[Level, ...] = get_args(Level)
 FULL_LENGTH_WORDS = 40  # a message this long earns the whole length component
 CADENCE_HALF_LIFE_SECONDS = 120.0  # replying after this long halves the cadence component
 UNKNOWN_CADENCE = 0.5  # first message: nothing to compare with

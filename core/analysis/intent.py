@@ -7,11 +7,13 @@ separates complaints from neutral problem reports and feedback from plain statem
 from __future__ import annotations
 
 import re
+from typing import Literal, get_args
 
 from core.analysis.sentiment import MessageSentiment
 
-INTENTS = ("question", "request", "complaint", "greeting", "farewell", "feedback", "gratitude", "smalltalk",
-           "statement")
+Intent = Literal["question", "request", "complaint", "greeting", "farewell", "feedback", "gratitude", "smalltalk",
+                 "statement"]
+INTENTS: tuple[Intent, ...] = get_args(Intent)
 # A complaint is upset, not just about something negative ("what does error 42 mean?" is a question):
 COMPLAINT_SCORE = -0.3  # negative messages this strong with an upset cue are complaints
 OUTRIGHT_COMPLAINT_SCORE = -0.5  # ... and this strong even without one

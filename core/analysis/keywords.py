@@ -89,11 +89,11 @@ def _singular(word: str) -> str:
     return word
 
 
-def _count_phrase(run: list[str], counts: dict[str, int], first_seen: dict) -> None:
+def _count_phrase(run: list[str], counts: dict[str, int], first_seen: dict[str, tuple[int, int]]) -> None:
     if 2 <= len(run) <= MAX_PHRASE_WORDS:
         _count(" ".join(run), (first_seen[run[0]][0], -len(run)), counts, first_seen)
 
 
-def _count(term: str, seen_at: tuple[int, int], counts: dict[str, int], first_seen: dict) -> None:
+def _count(term: str, seen_at: tuple[int, int], counts: dict[str, int], first_seen: dict[str, tuple[int, int]]) -> None:
     counts[term] = counts.get(term, 0) + 1
     first_seen.setdefault(term, seen_at)

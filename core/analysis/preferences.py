@@ -8,6 +8,7 @@ earlier one; likes and dislikes accumulate (deduplicated, most recent kept).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from core.analysis.keywords import STOPWORDS
 
@@ -48,7 +49,7 @@ _CLAUSE_END = re.compile(r"\s+(?:but|because|since|though|although|when|while|if
 _ITEM_BREAK = re.compile(r",|\s+(?:and|or|&)\s+")
 
 
-def update_preferences(current: dict, text: str, client_metadata: dict | None) -> dict:
+def update_preferences(current: dict[str, Any], text: str, client_metadata: dict[str, Any] | None) -> dict[str, Any]:
     """A new preferences dict: `current` plus what this message and its metadata state."""
     preferences = {**current, "likes": list(current.get("likes", ())), "dislikes": list(current.get("dislikes", ()))}
     name = _stated_name(text)
@@ -80,7 +81,7 @@ def _stated_name(text: str) -> str | None:
     return None
 
 
-def name_words(preferences: dict) -> frozenset[str]:
+def name_words(preferences: dict[str, Any]) -> frozenset[str]:
     """The lowercased words of the user's name and address form: personal, so never topics."""
     return frozenset(word for key in ("name", "addressAs") for word in str(preferences.get(key, "")).lower().split())
 
@@ -110,7 +111,7 @@ def _remember(item: str, keep_in: list[str], drop_from: list[str]) -> None:
     del keep_in[:-MAX_LIKES]
 
 
-def _copy_metadata(preferences: dict, metadata: dict) -> None:
+def _copy_metadata(preferences: dict[str, Any], metadata: dict[str, Any]) -> None:
     for target, keys in (("timezone", ("userTimezone", "timezone")), ("language", ("language", "locale"))):
         value = next((metadata[key] for key in keys if isinstance(metadata.get(key), str) and metadata[key]), None)
         if value:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-LABELS = ("positive", "neutral", "negative", "mixed")
+Label = Literal["positive", "neutral", "negative", "mixed"]
+LABELS: tuple[Label, ...] = get_args(Label)
 NEUTRAL_BAND = 0.05  # VADER's own convention: compound scores within ±0.05 are neutral
 STRONG_CLAUSE = 0.3  # a clause at least this polar each way makes the message mixed
 MIXED_PROPORTION = 0.2  # ... as does one clause whose positive and negative shares both reach this
@@ -33,7 +35,7 @@ class MessageSentiment:
     positive_strength: float  # strongest positive clause, 0..1
     negative_strength: float  # strongest negative clause as a magnitude, 0..1
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"label": self.label, "score": round(self.score, 3)}
 
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aredis
 import structlog
@@ -155,9 +156,9 @@ class TurnRunner:
             running.task.cancel()
         for running in unfinished:
             with contextlib.suppress(asyncio.CancelledError):
-                await running.task  # type: ignore[misc]
+                await cast(asyncio.Task[None], running.task)  # cancelled just above
             with contextlib.suppress(*INFRASTRUCTURE_ERRORS):
-                await self._transaction(lambda uow, turn=running.turn: hand_back(uow, turn))
+                await self._transaction(functools.partial(hand_back, turn=running.turn))
         if unfinished:
             log.info("handed unfinished turns back", turns=len(unfinished))
         if not await self.publisher.drain(timeout=5):
@@ -269,7 +270,8 @@ class TurnRunner:
             if restarted:
                 session_ids = (await conn.scalars(sql.WAITING_SESSIONS, {"limit": RECOVERY_BATCH})).all()
             else:
-                session_ids = (await conn.scalars(sql.ORPHANED_SESSIONS, {"now": utcnow(), "limit": RECOVERY_BATCH})).all()
+                session_ids = (await conn.scalars(sql.ORPHANED_SESSIONS,
+                                                  {"now": utcnow(), "limit": RECOVERY_BATCH})).all()
         mine = self._claiming | {running.turn.session_id for running in self._running.values()}
         quiet_ms = max(1, int(self.settings.recovery_interval_seconds * 2000))
         for session_id in session_ids:

@@ -14,12 +14,12 @@ from core.clock import epoch_millis, utcnow
 from core.errors import AgentInUse, AgentNameTaken, AgentNotFound, InvalidInput
 from core.models import DEFAULT_AGENT_ID, agents_table, sessions_table
 from core.schemas import AgentDeleted, AgentList, AgentPublic, AgentSummary, Deleted
+from core.sessions.status import LIVE_STATUSES
 from core.sessions.uow import AsyncUnitOfWork
 from core.settings import Settings
 
 A = agents_table.c
 S = sessions_table.c
-LIVE_STATUSES = ("active", "paused")
 # What a user token sees of an agent's settings: its prompt, model server and key variable are the operator's.
 PUBLIC_SETTINGS = ("description",)
 
@@ -94,8 +94,8 @@ async def delete_agent(uow: AsyncUnitOfWork, agent_id: uuid.UUID, force: bool) -
     """Delete an agent. Sessions keep a reference to their agent, so an agent with sessions is only
     deleted with `force`, which purges its sessions and their history too (as `DELETE ...?purge=true`)."""
     row = await get_agent_row(uow, agent_id, for_update=True)
-    counts = dict((await uow.execute(
-        select(S.status, func.count()).where(S.agent_id == agent_id).group_by(S.status))).all())
+    counts: dict[str, int] = dict((await uow.execute(
+        select(S.status, func.count()).where(S.agent_id == agent_id).group_by(S.status))).tuples().all())
     total, live = sum(counts.values()), sum(counts.get(status, 0) for status in LIVE_STATUSES)
     if total and not force:
         raise AgentInUse(f"agent {row.name!r} has {total} sessions ({live} active or paused); delete with "

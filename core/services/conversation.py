@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,8 +17,9 @@ from core.errors import InvalidInput
 from core.models import messages_table, sessions_table
 from core.schemas import ConversationStats, StateHistoryEntry, StateHistoryPage
 from core.services.messages import page_of_messages
-from core.settings import Settings
+from core.sessions.status import LIVE_STATUSES, MessageStatus, Role, SessionStatusName
 from core.sessions.uow import AsyncUnitOfWork
+from core.settings import Settings
 from core.validation import moment_from
 
 M = messages_table.c
@@ -27,8 +29,9 @@ S = sessions_table.c
 async def state_history(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid.UUID, *, owner: str | None,
                         limit: str | None, before: str | None, after: str | None) -> StateHistoryPage:
     """One entry per answered exchange, read from the analysis the worker stored on its user message."""
-    page = await page_of_messages(uow, settings, session_id, M.role == "user", M.status == "completed",
-                                  owner=owner, limit=limit, before=before, after=after)
+    page = await page_of_messages(uow, settings, session_id, M.role == Role.USER.value,
+                                  M.status == MessageStatus.COMPLETED.value, owner=owner, limit=limit, before=before,
+                                  after=after)
     entries = [
         StateHistoryEntry(message_id=row.id, seq=row.seq, created_at=row.created_at, **row.metadata["analysis"])
         for row in page.rows if "analysis" in row.metadata
@@ -37,10 +40,13 @@ async def state_history(uow: AsyncUnitOfWork, settings: Settings, session_id: uu
 
 
 def parse_time_range(created_from: str | None, created_to: str | None) -> tuple[datetime | None, datetime | None]:
-    bounds = []
+    bounds: list[datetime | None] = []
     for field, raw in (("from", created_from), ("to", created_to)):
+        if raw is None:
+            bounds.append(None)
+            continue
         try:
-            bounds.append(moment_from(raw) if raw is not None else None)
+            bounds.append(moment_from(raw))
         except ValueError:
             raise InvalidInput(f"{field} must be an ISO 8601 timestamp or epoch milliseconds",
                                field=field, value=raw[:64]) from None
@@ -52,10 +58,10 @@ def parse_time_range(created_from: str | None, created_to: str | None) -> tuple[
 
 def _status_is(status: str, now: datetime) -> Any:
     """The status as the API reports it: a session past its deadline is expired before the sweep notices."""
-    live = S.status.in_(("active", "paused"))
-    if status == "expired":
-        return or_(S.status == "expired", and_(live, S.expires_at <= now))
-    if status in ("active", "paused"):
+    live = S.status.in_([live_status.value for live_status in LIVE_STATUSES])
+    if status == SessionStatusName.EXPIRED:
+        return or_(S.status == SessionStatusName.EXPIRED.value, and_(live, S.expires_at <= now))
+    if status in LIVE_STATUSES:
         return and_(S.status == status, S.expires_at > now)
     return S.status == status
 
@@ -94,7 +100,9 @@ async def conversation_stats(uow: AsyncUnitOfWork, now: datetime, *, owner: str 
         func.count(c.confidence).label("confidence_count"), func.sum(c.confidence).label("confidence_sum"),
         func.count(c.sentiment_score).label("score_count"), func.sum(c.sentiment_score).label("score_sum"),
     ).group_by(c.stage, c.sentiment, c.engagement))).all()
-    by_stage, by_sentiment, by_engagement = (dict.fromkeys(keys, 0) for keys in (STAGES, LABELS, LEVELS))
+    by_stage: dict[str, int] = dict.fromkeys(STAGES, 0)
+    by_sentiment: dict[str, int] = dict.fromkeys(LABELS, 0)
+    by_engagement: dict[str, int] = dict.fromkeys(LEVELS, 0)
     for group in groups:
         by_stage[group.stage] = by_stage.get(group.stage, 0) + group.sessions
         by_sentiment[group.sentiment] = by_sentiment.get(group.sentiment, 0) + group.sessions
@@ -108,7 +116,7 @@ async def conversation_stats(uow: AsyncUnitOfWork, now: datetime, *, owner: str 
     )
 
 
-def _average(groups: list[Any], name: str) -> float | None:
+def _average(groups: Sequence[Any], name: str) -> float | None:
     count = sum(getattr(group, f"{name}_count") for group in groups)
     total = sum(getattr(group, f"{name}_sum") or 0.0 for group in groups)
     return round(total / count, 3) if count else None

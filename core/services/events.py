@@ -79,7 +79,7 @@ class EventLog:
         except RedisError as exc:  # Redis is a cache here: the database answers instead
             log.warning("reading the event stream of %s failed: %s", session_id, exc)
             return []
-        return [decode_envelope(fields[b"e"]) for _, fields in entries]
+        return [decode_envelope(fields[b"e"]) for _, fields in entries or () if fields]
 
     async def from_database(self, session_id: uuid.UUID, after: int, *, upto: int | None = None,
                             limit: int = PAGE_SIZE) -> list[dict[str, Any]]:
@@ -146,7 +146,7 @@ def concerns(event: dict[str, Any], user_message_id: str) -> bool:
     """Whether a session event belongs to the exchange started by this user message."""
     data = event["data"]
     if event["type"] == "message.created":
-        return data.get("message", {}).get("id") == user_message_id
+        return bool(data.get("message", {}).get("id") == user_message_id)
     # A coalesced turn's reply answers the whole burst: it names the earlier messages in `coalesced`.
     return user_message_id in (data.get("replyTo"), data.get("messageId")) or \
         user_message_id in data.get("coalesced", ())
@@ -191,11 +191,11 @@ class ExchangeFeed:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError
-            event = await self._subscription.next(remaining)
-            if event is None:
+            arrived = await self._subscription.next(remaining)
+            if arrived is None:
                 self._behind = True
             else:
-                self._offer(event)
+                self._offer(arrived)
         return self._ready.popleft()
 
     def _offer(self, event: dict[str, Any]) -> None:

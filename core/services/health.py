@@ -8,9 +8,10 @@ import redis.asyncio as aredis
 from sqlalchemy import func, select
 
 from core.models import agents_table, sessions_table
-from core.schemas import ComponentHealth, Health, ServerCheck, ServerHealth
-from core.settings import Settings
+from core.schemas import ComponentHealth, Health, HealthStatus, ServerCheck, ServerHealth
+from core.sessions.status import LIVE_STATUSES, SessionStatusName
 from core.sessions.uow import AsyncUnitOfWork
+from core.settings import Settings
 
 S = sessions_table.c
 
@@ -30,9 +31,10 @@ async def check_health(uow: AsyncUnitOfWork, client: aredis.Redis, settings: Set
     soon = now + settings.warning_threshold_minutes * settings.timeout_minute
     started = time.perf_counter()
     try:
-        active = await uow.scalar(select(func.count()).where(S.status == "active", S.expires_at > now)) or 0
+        active = await uow.scalar(select(func.count()).where(S.status == SessionStatusName.ACTIVE.value,
+                                                                   S.expires_at > now)) or 0
         expiring = await uow.scalar(select(func.count()).where(
-            S.status == "active", S.expires_at > now, S.expires_at <= soon)) or 0
+            S.status == SessionStatusName.ACTIVE.value, S.expires_at > now, S.expires_at <= soon)) or 0
         components["database"] = ComponentHealth(status="up", latency_ms=_ms(started))
     except Exception as exc:  # health reports failures, it does not raise them
         components["database"] = ComponentHealth(status="down", error=type(exc).__name__)
@@ -43,6 +45,7 @@ async def check_health(uow: AsyncUnitOfWork, client: aredis.Redis, settings: Set
     except Exception as exc:
         components["redis"] = ComponentHealth(status="down", error=type(exc).__name__)
     components["eventBus"] = ComponentHealth(status="up" if events_connected else "down")
+    status: HealthStatus
     if components["database"].status == "down":
         status = "unhealthy"
     elif any(component.status == "down" for component in components.values()):
@@ -80,9 +83,10 @@ def is_ready(health: Health) -> bool:
 
 async def count_open_sessions(uow: AsyncUnitOfWork) -> dict[str, int]:
     """Sessions by status among those that can still take messages (served by the status index)."""
-    rows = await uow.execute(select(S.status, func.count()).where(S.status.in_(("active", "paused")))
-                             .group_by(S.status))
-    return {status: count for status, count in rows.all()}
+    live = [status.value for status in LIVE_STATUSES]
+    rows = await uow.execute(select(S.status, func.count()).where(S.status.in_(live)).group_by(S.status))
+    counts: dict[str, int] = dict(rows.tuples().all())
+    return counts
 
 
 def _ms(started: float) -> float:

@@ -2,25 +2,26 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from types import SimpleNamespace
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, select
 
+from core import timeouts
 from core.bus import Event
+from core.clock import epoch_millis, moment_of, utcnow
 from core.errors import IdempotencyKeyReused, InvalidPagination, SessionBusy
-from core.models import UNANSWERED, events_table, messages_table, sessions_table
+from core.models import events_table, messages_table
+from core.positions import CursorPosition, Position, SeqPosition, TimePosition, cursor_value, parse_position
 from core.ratelimit import RateLimiter
 from core.schemas import Cursors, MessageCreate, MessagePage, MessagePublic, SessionStatus
 from core.services.sessions import ensure_open, public_json, session_status
 from core.sessions import statements as sql
 from core.sessions.double_texting import DoubleTexting
-from core.settings import Settings
-from core import timeouts
+from core.sessions.status import UNANSWERED_STATUSES, MessageStatus, Role
 from core.sessions.uow import AsyncUnitOfWork
-from core.clock import epoch_millis, moment_of, utcnow
-from core.positions import CursorPosition, Position, SeqPosition, TimePosition, cursor_value, parse_position
+from core.settings import Settings
 from core.validation import check_attachments, check_content, check_metadata
 
 M = messages_table.c
@@ -34,7 +35,7 @@ OWN_FIELDS = ("attachments", "analysis")
 def message_public(row: Any) -> MessagePublic:
     metadata = {key: value for key, value in row.metadata.items() if key not in OWN_FIELDS}
     return MessagePublic(
-        id=row.id, session_id=row.session_id, seq=row.seq, role=row.role, is_agent=row.role == "agent",
+        id=row.id, session_id=row.session_id, seq=row.seq, role=row.role, is_agent=row.role == Role.AGENT,
         author_id=row.author_id, content=row.content, status=row.status, reply_to=row.reply_to,
         created_at=row.created_at, metadata=metadata, attachments=row.metadata.get("attachments"),
         analysis=row.metadata.get("analysis"), error=row.error,
@@ -76,8 +77,8 @@ async def submit_message(uow: AsyncUnitOfWork, settings: Settings, session_id: u
     # session status in the answer says so.
     renewal = timeouts.renew_on_activity(row.created_at, row.expires_at, now, config, settings.timeout_minute)
     message = {
-        "id": uuid.uuid4(), "session_id": row.id, "seq": row.next_seq + 1, "role": "user",
-        "author_id": row.user_id, "content": content, "metadata": metadata, "status": "pending",
+        "id": uuid.uuid4(), "session_id": row.id, "seq": row.next_seq + 1, "role": Role.USER.value,
+        "author_id": row.user_id, "content": content, "metadata": metadata, "status": MessageStatus.PENDING.value,
         "created_at": now, "attempts": 0, "idempotency_key": idempotency_key,
         "request_hash": fingerprint if idempotency_key else None,
     }
@@ -115,7 +116,7 @@ async def _find_retry(uow: AsyncUnitOfWork, settings: Settings, session: Any, ke
         raise IdempotencyKeyReused("this Idempotency-Key was used with a different request body",
                                    messageId=str(first.id))
     reply = await _reply_to(uow, first.id)
-    if reply is None and first.status in ("pending", "processing"):
+    if reply is None and first.status in UNANSWERED_STATUSES:
         # The first request's task may have been lost (Redis restarted, the API died before sending it):
         # ask again. Processing is idempotent, so an extra task costs one lock check.
         uow.process_session_after_commit(session.id)
@@ -142,7 +143,7 @@ async def find_outcome(uow: AsyncUnitOfWork, user_message_id: uuid.UUID) -> tupl
     reply = await _reply_to(uow, user_message_id)
     if reply is None:
         reply = (await uow.execute(select(messages_table).where(
-            M.id == user_message_id, M.status == "failed"))).first()
+            M.id == user_message_id, M.status == MessageStatus.FAILED.value))).first()
     if reply is None:
         return None
     # Called by the edge right after submitting this very message, whose session it has already checked.
@@ -189,7 +190,7 @@ def _same_millisecond(session_id: uuid.UUID, millis: int) -> list[Any]:
 
 
 async def _seq_of_cursor(uow: AsyncUnitOfWork, session_id: uuid.UUID, cursor: CursorPosition, field: str) -> int:
-    seq = await uow.scalar(select(M.seq).where(*_same_millisecond(session_id, cursor.millis))
+    seq: int | None = await uow.scalar(select(M.seq).where(*_same_millisecond(session_id, cursor.millis))
                            .order_by(M.seq).offset(cursor.rank - 1).limit(1))
     if seq is None:
         raise InvalidPagination(f"{field}: the cursor names no message of this session", field=field,

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from pydantic import BaseModel
+from sqlalchemy import and_, delete, func, insert, or_, select
 
+from core import timeouts
 from core.analysis import public_state
-from core.bus import Event
 from core.errors import (
     Forbidden,
     IdempotencyKeyReused,
@@ -17,12 +18,13 @@ from core.errors import (
     MaxDurationReached,
     SessionEnded,
     SessionExpired,
-    SessionNotFound,
     SessionNotPaused,
     SessionPaused,
 )
 from core.models import agents_table, sessions_table
+from core.ratelimit import RateLimiter
 from core.schemas import (
+    ConversationState,
     EndedSession,
     EndedSessionPublic,
     SessionCreate,
@@ -33,11 +35,10 @@ from core.schemas import (
     SessionWarning,
     TimeoutConfigUpdate,
 )
-from core.ratelimit import RateLimiter
 from core.services.agents import get_agent_row
-from core.settings import Settings
-from core import timeouts
+from core.sessions.status import LIVE_STATUSES, SessionStatusName
 from core.sessions.uow import AsyncUnitOfWork
+from core.settings import Settings
 from core.validation import check_metadata, moment_from
 
 S = sessions_table.c
@@ -45,7 +46,7 @@ S = sessions_table.c
 
 def session_public(row: Any, now: datetime, minute: timedelta) -> SessionPublic:
     status = timeouts.effective_status(row.status, row.expires_at, now)
-    live = status in timeouts.LIVE_STATUSES
+    live = status in LIVE_STATUSES
     return SessionPublic(
         session_id=row.id, channel_id=row.id, agent_id=row.agent_id, user_id=row.user_id, status=status,
         metadata=row.metadata, created_at=row.created_at, last_activity=row.last_activity_at,
@@ -54,7 +55,8 @@ def session_public(row: Any, now: datetime, minute: timedelta) -> SessionPublic:
         time_remaining=timeouts.time_remaining_ms(row.expires_at, now) if live else 0,
         is_near_expiration=live and timeouts.is_near_expiration(row.expires_at, now, row.warning_threshold_minutes,
                                                                 minute),
-        message_count=row.message_count, state=public_state(row.state or None), double_texting=row.double_texting,
+        message_count=row.message_count, state=ConversationState.model_validate(public_state(row.state or None)),
+        double_texting=row.double_texting,
     )
 
 
@@ -76,11 +78,11 @@ def session_status(row: Any, now: datetime, minute: timedelta,
 def ensure_open(row: Any, now: datetime, *, allow_paused: bool = False) -> None:
     """Raise the error that tells a client why this session takes no more activity."""
     status = timeouts.effective_status(row.status, row.expires_at, now)
-    if status == "expired":
+    if status == SessionStatusName.EXPIRED:
         raise SessionExpired(f"session {row.id} expired", sessionId=str(row.id), expiredAt=str(row.expires_at))
-    if status == "ended":
+    if status == SessionStatusName.ENDED:
         raise SessionEnded(f"session {row.id} has ended", sessionId=str(row.id), endReason=row.end_reason)
-    if status == "paused" and not allow_paused:
+    if status == SessionStatusName.PAUSED and not allow_paused:
         raise SessionPaused(f"session {row.id} is paused; resume it first", sessionId=str(row.id))
 
 
@@ -102,10 +104,11 @@ async def create_session(uow: AsyncUnitOfWork, settings: Settings, data: Session
     config = timeouts.resolve(settings, agent.settings, data.timeout_config)
     expires_at = timeouts.renewed_expiry(now, now, config, settings.timeout_minute)
     values = {
-        "id": uuid.uuid4(), "agent_id": agent.id, "user_id": data.user_id, "status": "active",
+        "id": uuid.uuid4(), "agent_id": agent.id, "user_id": data.user_id, "status": SessionStatusName.ACTIVE.value,
         "metadata": metadata, **config.model_dump(), "created_at": now, "last_activity_at": now,
         **timeouts.expiry_values(expires_at, config, settings.timeout_minute), "renewal_count": 0,
-        "message_count": 0, "state": {}, "agent_state": {}, "next_seq": 0, "event_seq": 0, "double_texting": data.double_texting,
+        "message_count": 0, "state": {}, "agent_state": {}, "next_seq": 0, "event_seq": 0,
+        "double_texting": data.double_texting,
         "idempotency_key": idempotency_key, "request_hash": fingerprint if idempotency_key else None,
     }
     await uow.execute(insert(sessions_table).values(values))
@@ -137,8 +140,8 @@ async def list_sessions(uow: AsyncUnitOfWork, settings: Settings, now: datetime,
         filters.append(S.user_id == user_id)
     if agent_id is not None:
         filters.append(S.agent_id == agent_id)
-    counts = dict((await uow.execute(
-        select(S.status, func.count()).where(*filters).group_by(S.status))).all())
+    counts: dict[str, int] = dict((await uow.execute(
+        select(S.status, func.count()).where(*filters).group_by(S.status))).tuples().all())
     if status is not None:
         filters.append(S.status == status)
     if cursor is not None:
@@ -156,7 +159,7 @@ async def list_sessions(uow: AsyncUnitOfWork, settings: Settings, now: datetime,
     )
 
 
-def public_json(model: Any) -> dict[str, Any]:
+def public_json(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json", by_alias=True)
 
 
@@ -177,10 +180,10 @@ async def end_session(uow: AsyncUnitOfWork, settings: Settings, session_id: uuid
         await uow.execute(delete(sessions_table).where(S.id == row.id))
         return _ended(EndedSession(session_id=row.id, status="purged", purged=True))
     status = timeouts.effective_status(row.status, row.expires_at, now)
-    if status in timeouts.LIVE_STATUSES:
-        await _change(uow, settings, row, now, "session.ended", status="ended", ended_at=now,
+    if status in LIVE_STATUSES:
+        await _change(uow, settings, row, now, "session.ended", status=SessionStatusName.ENDED.value, ended_at=now,
                       end_reason="ended_by_client", warn_at=None)
-        status = "ended"
+        status = SessionStatusName.ENDED
     return _ended(EndedSession(session_id=row.id, status=status, purged=False))
 
 
@@ -195,7 +198,8 @@ async def pause_session(uow: AsyncUnitOfWork, settings: Settings, session_id: uu
     # While paused only the maximum duration runs: the idle clock stops.
     config = timeouts.config_of(row)
     deadline = timeouts.hard_deadline(row.created_at, config, settings.timeout_minute)
-    return await _change(uow, settings, row, now, "session.paused", status="paused", paused_at=now,
+    return await _change(uow, settings, row, now, "session.paused", status=SessionStatusName.PAUSED.value,
+                         paused_at=now,
                          **timeouts.expiry_values(deadline, config, settings.timeout_minute))
 
 
@@ -203,11 +207,12 @@ async def resume_session(uow: AsyncUnitOfWork, settings: Settings, session_id: u
                          now: datetime, *, owner: str | None) -> SessionPublic:
     row = await uow.lock_session(session_id, owner=owner)
     ensure_open(row, now, allow_paused=True)
-    if row.status != "paused":
+    if row.status != SessionStatusName.PAUSED:
         raise SessionNotPaused(f"session {row.id} is not paused", sessionId=str(row.id))
     config = timeouts.config_of(row)
     expires_at = timeouts.renewed_expiry(row.created_at, now, config, settings.timeout_minute)
-    return await _change(uow, settings, row, now, "session.resumed", status="active", paused_at=None,
+    return await _change(uow, settings, row, now, "session.resumed", status=SessionStatusName.ACTIVE.value,
+                         paused_at=None,
                          last_activity_at=now, **timeouts.expiry_values(expires_at, config, settings.timeout_minute))
 
 
@@ -245,7 +250,7 @@ async def update_timeout(uow: AsyncUnitOfWork, settings: Settings, session_id: u
     row = await uow.lock_session(session_id, owner=owner)
     ensure_open(row, now, allow_paused=True)
     config = timeouts.merge(timeouts.config_of(row), update_)  # merges with the session's current config
-    if row.status == "active":
+    if row.status == SessionStatusName.ACTIVE:
         expires_at = timeouts.renewed_expiry(row.created_at, now, config, settings.timeout_minute)
     else:
         expires_at = timeouts.hard_deadline(row.created_at, config, settings.timeout_minute)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import structlog
 from redis.exceptions import RedisError
 from sqlalchemy import Connection, Engine, Row, case
-from sqlalchemy.engine import Result
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.bus import Event
@@ -35,7 +35,10 @@ S = sessions_table.c
 
 EventSpec = tuple[str, dict[str, Any]]  # (type, data)
 # The events a change announces: given, or built from the updated row (e.g. to carry the new session).
-EventsOf = Sequence[EventSpec] | Callable[[Row[Any]], Sequence[EventSpec]]
+# A row or result of any columns (SQLAlchemy 2.1 types rows by their column tuple; `Row[Any]` is one column).
+AnyRow = Row[*tuple[Any, ...]]
+AnyResult = CursorResult[*tuple[Any, ...]]
+EventsOf = Sequence[EventSpec] | Callable[[AnyRow], Sequence[EventSpec]]
 
 
 class AsyncPublisher(Protocol):
@@ -101,7 +104,7 @@ def _session_parameters(session_id: uuid.UUID, owner: str | None) -> dict[str, A
     return {"session_id": session_id} if owner is None else {"session_id": session_id, "owner": owner}
 
 
-def _found(row: Any, session_id: uuid.UUID) -> Any:
+def _found(row: AnyRow | None, session_id: uuid.UUID) -> AnyRow:
     if row is None:
         # Another user's session is reported exactly like a missing one, so ids cannot be probed.
         raise SessionNotFound(f"session {session_id} not found", sessionId=str(session_id))
@@ -131,26 +134,29 @@ class AsyncUnitOfWork(_Changes):
     def dialect(self) -> str:
         return self._engine.dialect.name
 
-    async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]:
+    async def execute(self, statement: Any, parameters: Any = None) -> AnyResult:
         if self._conn is None:
             self._conn = await self._engine.connect()
-        return await self._conn.execute(statement, parameters)
+        result: AnyResult = await self._conn.execute(statement, parameters)
+        return result
 
     async def scalar(self, statement: Any, parameters: Any = None) -> Any:
         return (await self.execute(statement, parameters)).scalar()
 
-    async def load_session(self, session_id: uuid.UUID, *, owner: str | None = None, with_agent: bool = False) -> Any:
+    async def load_session(self, session_id: uuid.UUID, *, owner: str | None = None,
+                           with_agent: bool = False) -> AnyRow:
         """The session row, if it exists and belongs to `owner` (None: any user's, for the server key)."""
         statement = sql.LOAD_SESSION[owner is not None, False, with_agent]
         return _found((await self.execute(statement, _session_parameters(session_id, owner))).first(), session_id)
 
-    async def lock_session(self, session_id: uuid.UUID, *, owner: str | None = None, with_agent: bool = False) -> Any:
+    async def lock_session(self, session_id: uuid.UUID, *, owner: str | None = None,
+                           with_agent: bool = False) -> AnyRow:
         """The session row, locked until commit: the one way to change a session or number its events."""
         statement = sql.LOAD_SESSION[owner is not None, True, with_agent]
         return _found((await self.execute(statement, _session_parameters(session_id, owner))).first(), session_id)
 
-    async def update_session(self, row: Any, values: dict[str, Any], events: EventsOf = (), *, at: datetime,
-                             count: int | None = None) -> Any:
+    async def update_session(self, row: AnyRow, values: dict[str, Any], events: EventsOf = (), *, at: datetime,
+                             count: int | None = None) -> AnyRow:
         """Update a locked session and record the events announcing the change; returns the updated row."""
         count = _count(events, count)
         updated = (await self.execute(sql.UPDATE_SESSION, self._values_with_events(row, values, count))).one()
@@ -158,7 +164,7 @@ class AsyncUnitOfWork(_Changes):
         return updated
 
     async def advance_session(self, session_id: uuid.UUID, values: dict[str, Any], events: EventsOf, *,
-                              at: datetime, count: int, messages: int = 0) -> Any:
+                              at: datetime, count: int, messages: int = 0) -> AnyRow:
         """Lock and update a session in one statement, taking its next `messages` message numbers and `count`
         event numbers in SQL (no read of the row first); returns the updated row, whose `next_seq` is the last
         message number taken. For a change that needs nothing of the row before it (a turn's settlement)."""
@@ -246,12 +252,13 @@ class UnitOfWork(_Changes):
         for session_id in sessions:
             self._enqueue(session_id)
 
-    def execute(self, statement: Any, parameters: Any = None) -> Result[Any]:
+    def execute(self, statement: Any, parameters: Any = None) -> AnyResult:
         assert self._conn is not None, "use the unit of work in a `with` block"
         return self._conn.execute(statement, parameters)
 
     def update_due_sessions(self, due: Any, values: dict[str, Any], kind: str, data: Callable[[Any], dict[str, Any]],
-                            *, at: datetime, announce: Any = None, stamp: dict[str, Any] | None = None) -> list[Any]:
+                            *, at: datetime, announce: Any = None,
+                            stamp: dict[str, Any] | None = None) -> Sequence[AnyRow]:
         """Update a batch of due (locked) sessions, each announcing the change with one `kind` event; with
         `announce`, only the rows where that condition holds get the event (and the `stamp` values).
         Returns the updated rows, `announced` telling which got an event."""

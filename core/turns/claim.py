@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from core import metrics
 from core.agents.base import HistoryItem
@@ -21,16 +21,56 @@ from core.turns.settle import fail_messages
 MAX_DELIVERIES = 5
 
 
+class ClaimedMessage(Protocol):
+    """The columns of a claimed user message a turn reads (a `messages` row)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def metadata(self) -> dict[str, Any]: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+class ClaimedSession(Protocol):
+    """The columns of the claimed session a turn reads (a `sessions` row joined with its agent's)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def agent_id(self) -> uuid.UUID: ...
+    @property
+    def double_texting(self) -> str: ...
+    @property
+    def state(self) -> dict[str, Any]: ...
+    @property
+    def agent_state(self) -> dict[str, Any]: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def agent_name(self) -> str: ...
+    @property
+    def agent_settings(self) -> dict[str, Any] | None: ...
+
+
 @dataclass(frozen=True)
 class Turn:
     """One claimed turn: the user message answered (with any earlier ones coalesced into it) and its context."""
 
-    message: Any  # the user message the reply answers
-    session: Any  # the session row, with its agent's provider, name and settings, as of the claim
+    message: ClaimedMessage  # the user message the reply answers
+    session: ClaimedSession  # as of the claim
     history: tuple[HistoryItem, ...]
     claimed_at: datetime
     event_seq: int  # the session's last durable event at the claim: streamed chunks follow it
-    coalesced: tuple[Any, ...] = ()  # earlier messages answered in the same turn (`coalesce` sessions)
+    coalesced: tuple[ClaimedMessage, ...] = ()  # earlier messages answered in the same turn (`coalesce` sessions)
 
     @property
     def session_id(self) -> uuid.UUID:
@@ -64,7 +104,7 @@ class Turn:
         return uuid.uuid5(self.message.id, "reply")
 
     @property
-    def messages(self) -> tuple[Any, ...]:
+    def messages(self) -> tuple[ClaimedMessage, ...]:
         return (*self.coalesced, self.message)
 
 

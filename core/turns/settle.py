@@ -46,7 +46,8 @@ async def fail_messages(uow: AsyncUnitOfWork, session: Any, messages: Sequence[A
         if changed:
             failed.append(message)
     if not failed:
-        return session.event_seq
+        event_seq: int = session.event_seq
+        return event_seq
     updated = await uow.update_session(session, {}, [("message.failed", {
         "messageId": str(message.id), "replyTo": str(message.id), "error": {"code": code, "message": reason, **details},
     }) for message in failed], at=now)
@@ -61,8 +62,9 @@ async def store_failure(uow: AsyncUnitOfWork, turn: Turn, code: str, reason: str
     await fail_messages(uow, session, turn.messages, code, reason, now, **details)
 
 
-async def store_reply(uow: AsyncUnitOfWork, turn: Turn, reply: AgentReply, analyzed: tuple[dict[str, Any], dict[str, Any]],
-                      settings: Settings, now: datetime, timings: dict[str, float]) -> bool:
+async def store_reply(uow: AsyncUnitOfWork, turn: Turn, reply: AgentReply,
+                      analyzed: tuple[dict[str, Any], dict[str, Any]], settings: Settings, now: datetime,
+                      timings: dict[str, float]) -> bool:
     """Store the reply and settle the turn's messages, in one transaction with the `message.completed` and
     `state.updated` events. True when the session has a message newer than the turn (it needs another turn).
 

@@ -52,7 +52,7 @@ def test_a_worker_that_exits_on_its_own_is_started_again_until_asked_to_stop(tmp
 
 
 def test_killing_the_supervisor_kills_the_worker(tmp_path: Path) -> None:
-    supervisor, runs, pid = start_supervisor(tmp_path)
+    supervisor, _, pid = start_supervisor(tmp_path)
     wait_until(lambda: pid.exists() and pid.read_text().startswith("3 "), 30, "the child's third run")
     child = psutil.Process(int(pid.read_text().split()[1]))
     assert child.is_running()

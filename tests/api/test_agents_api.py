@@ -38,7 +38,7 @@ def test_created_agent_is_listed_and_fetched_as_written(client: httpx.Client) ->
     assert session["timeoutConfig"]["timeoutMinutes"] == 90  # the character's session defaults apply
 
 
-@pytest.mark.parametrize("document, expected", [
+@pytest.mark.parametrize(("document", "expected"), [
     (character(model={"name": "m", "temperature": 5}), "less than or equal to 2"),
     ({"name": "no-model", "provider": "openai"}, "provider 'openai' needs settings.model"),
     ({"name": "nul\u0000"}, "must not contain NUL"),

@@ -47,7 +47,8 @@ def test_eliza_learns_the_users_name_and_greets_them_by_it_later(client: httpx.C
     assert session["state"]["turns"] == 2
     assert all(topic["topic"] != "alice" for topic in session["state"]["topics"])
     entries = state_history(client, sid)["entries"]
-    assert [entry["messageId"] for entry in entries] == [greeting["userMessage"]["id"], introduction["userMessage"]["id"]]
+    assert [entry["messageId"] for entry in entries] == [greeting["userMessage"]["id"],
+                                                         introduction["userMessage"]["id"]]
     assert [entry["preferences"] for entry in entries] == [{"name": "Alice"}, {"name": "Alice"}]
     assert [entry["intent"] for entry in entries] == ["greeting", "greeting"]
 

@@ -67,7 +67,8 @@ def recorded(eliza: ElizaClient) -> dict[str, tuple[str, Any]]:
     record("checkHealth", "sessions.checkHealth")
     record("listAgents", "agents.listAgents")
     created = record("createSession", "sessions.createSession",
-                     {"agentId": AGENT, "userId": str(uuid.uuid4()), "metadata": {"platform": "web", "username": "ada"}})
+                     {"agentId": AGENT, "userId": str(uuid.uuid4()),
+                      "metadata": {"platform": "web", "username": "ada"}})
     sid = created["sessionId"]
     record("getSession", "sessions.getSession", sid)
     # No transport: ours blocks for the reply (what the guide's examples expect); ElizaOS's answers at once.
@@ -231,7 +232,8 @@ def test_a_message_timestamp_bounds_a_page_without_repeating_the_message(eliza: 
 
     forward = [[m["id"] for m in eliza.call("sessions.getMessages", sid, {"after": at, "limit": 1})["messages"]]
                for at in created]
-    back = [[m["id"] for m in eliza.call("sessions.getMessages", sid, {"before": {"$date": at}, "limit": 1})["messages"]]
+    back = [[m["id"] for m in
+             eliza.call("sessions.getMessages", sid, {"before": {"$date": at}, "limit": 1})["messages"]]
             for at in created]
     between = eliza.call("sessions.getMessages", sid, {"after": created[1], "before": created[4]})["messages"]
 

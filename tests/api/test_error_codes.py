@@ -9,8 +9,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from agent_sessions_client.codes import ERROR_CODES
 
+from agent_sessions_client.codes import ERROR_CODES
 from api.errors import CODE_BY_STATUS, domain_error
 from core import errors
 

@@ -1,4 +1,5 @@
-"""Every error case answers a JSON error with the right status and code, never a 500 (the table in docs/api.md, "Errors")."""
+"""Every error case answers a JSON error with the right status and code, never a 500 (the table in docs/api.md,
+"Errors")."""
 
 from __future__ import annotations
 

@@ -86,7 +86,7 @@ def test_huge_headers_are_refused_while_another_client_is_served(secure_stack: S
         try:
             while not stop.is_set():
                 attacks.append(attack(secure_stack.port))
-        except BaseException as error:  # noqa: BLE001 - reported by the test below
+        except BaseException as error:  # reported by the test below
             failures.append(error)
 
     threads = [threading.Thread(target=attacker, daemon=True) for _ in range(ATTACKERS)]

@@ -8,9 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import stack_env
 from tests.support.factories import create_session, send_message
-from tests.support.processes import Stack
+from tests.support.processes import Stack, stack_env
 
 
 @pytest.fixture(scope="module")

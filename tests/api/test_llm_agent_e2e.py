@@ -25,8 +25,8 @@ SYSTEM = "You are the support assistant of Acme Bank. Be brief."
 def create_llm_agent(client: httpx.Client, fake: FakeOpenAI, model: str, **model_settings: Any) -> dict[str, Any]:
     document = {"name": f"llm-{uuid.uuid4().hex[:8]}", "provider": "openai", "settings": {
         "system": SYSTEM,
-        "model": {"name": model, "baseUrl": fake.base_url, "apiKeyEnv": "MODEL_KEY_TEST_LLM", "requestTimeoutSeconds": 5,
-                  **model_settings}}}
+        "model": {"name": model, "baseUrl": fake.base_url, "apiKeyEnv": "MODEL_KEY_TEST_LLM",
+                  "requestTimeoutSeconds": 5, **model_settings}}}
     response = client.post("/api/agents", json=document)
     assert response.status_code == 201, response.text
     return response.json()
@@ -121,7 +121,7 @@ def test_transient_errors_are_retried_then_the_reply_is_stored(
     assert statuses(client, sid) == ["completed"]
 
 
-@pytest.mark.parametrize("settings, steps, reason", [
+@pytest.mark.parametrize(("settings", "steps", "reason"), [
     ({"apiKeyEnv": "MODEL_KEY_TEST_LLM_WRONG"}, (), "the model server answered 401 (the API key was refused)"),
     ({}, (Fail(400, "This model's maximum context length is 8192 tokens.", "context_length_exceeded"),),
      "the model server answered 400 (bad request (for example a context too long for the model))"),

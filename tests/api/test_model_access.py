@@ -80,7 +80,8 @@ def test_model_hosts_limit_the_servers_an_agent_may_call(hosts_restricted: TestC
                 "settings": {"model": {"name": "m", "baseUrl": "http://169.254.169.254/latest"}}}
     openai = {"name": f"llm-{uuid.uuid4().hex[:8]}", "provider": "openai", "settings": {"model": {"name": "m"}}}
 
-    refused, accepted = hosts_restricted.post("/api/agents", json=internal), hosts_restricted.post("/api/agents", json=openai)
+    refused = hosts_restricted.post("/api/agents", json=internal)
+    accepted = hosts_restricted.post("/api/agents", json=openai)
 
     assert refused.status_code == 400 and refused.json()["error"]["details"]["field"] == "settings.model.baseUrl"
     assert accepted.status_code == 201

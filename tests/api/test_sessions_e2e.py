@@ -8,7 +8,6 @@ import httpx
 from sqlalchemy import create_engine, select
 
 from core.models import DEFAULT_AGENT_ID, events_table
-
 from tests.support.factories import SESSIONS, create_session, history, send_message, unique_user
 from tests.support.processes import Stack, wait_until
 

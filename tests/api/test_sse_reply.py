@@ -5,7 +5,6 @@ from __future__ import annotations
 import orjson
 
 from api.sending import reply_events
-from core.clock import utcnow
 from core.schemas import MessageCreate
 from core.services.events import ExchangeFeed
 from core.services.messages import submit_message

@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a plain script from anywhere
 
-from core.analysis import analyze_exchange  # noqa: E402
-from core.analysis.sentiment import _analyzer  # noqa: E402
+from core.analysis import analyze_exchange
+from core.analysis.sentiment import _analyzer
 
 SENTENCES = [
     "Hi there, my name is Alice.",
@@ -79,8 +79,8 @@ def main() -> None:
 
     print(f"{len(messages)} messages, per message in ms (each message's fastest of {ROUNDS} rounds)")
     for kind in [*COUNTS, "all"]:
-        ours = [ms for (k, _), ms in zip(messages, ours_ms) if kind in (k, "all")]
-        vader = [ms for (k, _), ms in zip(messages, vader_ms) if kind in (k, "all")]
+        ours = [ms for (k, _), ms in zip(messages, ours_ms, strict=True) if kind in (k, "all")]
+        vader = [ms for (k, _), ms in zip(messages, vader_ms, strict=True) if kind in (k, "all")]
         ratio = statistics.fmean(ours) / statistics.fmean(vader)
         print(f"{kind:>10}  analyze_exchange {summary(ours)}")
         print(f"{'':>10}  vader baseline   {summary(vader)}   ratio of means {ratio:.2f}")

@@ -14,9 +14,8 @@ from collections import Counter
 
 import httpx
 import redis
-from sqlalchemy import create_engine, make_url, text
-
 from common import REDIS_URL, print_table, scratch_postgres, stack  # type: ignore[import-not-found]
+from sqlalchemy import create_engine, make_url, text
 
 TABLE_STATS = ("SELECT coalesce(sum(idx_scan + seq_scan), 0), coalesce(sum(n_tup_ins), 0), "
                "coalesce(sum(n_tup_upd), 0) FROM pg_stat_user_tables")
@@ -60,20 +59,19 @@ def sql_counters(database_url: str) -> tuple[int, int, int, int]:
 
 
 def run(database_url: str, name: str, messages: int, **env: str) -> dict[str, float]:
-    with stack(database_url, name, **env) as running:
-        with httpx.Client(base_url=running.base_url, timeout=30) as http:
-            agent = http.post("/api/agents", json={"name": f"echo-{name}", "provider": "echo"}).json()["id"]
-            sid = http.post("/api/messaging/sessions", json={"agentId": agent, "userId": "calls"}).json()["sessionId"]
-            url = f"/api/messaging/sessions/{sid}/messages"
-            http.post(url, json={"content": "warm-up"})
-            time.sleep(1.5)  # let Postgres flush its statistics of the warm-up
-            before = sql_counters(database_url)
-            with RedisMonitor(running.env["REDIS_PREFIX"]) as monitor:
-                for n in range(messages):
-                    assert http.post(url, json={"content": f"message {n}"}).status_code == 201
-                time.sleep(1.5)
-            after = sql_counters(database_url)
-    per = [(a - b) / messages for a, b in zip(after, before)]
+    with stack(database_url, name, **env) as running, httpx.Client(base_url=running.base_url, timeout=30) as http:
+        agent = http.post("/api/agents", json={"name": f"echo-{name}", "provider": "echo"}).json()["id"]
+        sid = http.post("/api/messaging/sessions", json={"agentId": agent, "userId": "calls"}).json()["sessionId"]
+        url = f"/api/messaging/sessions/{sid}/messages"
+        http.post(url, json={"content": "warm-up"})
+        time.sleep(1.5)  # let Postgres flush its statistics of the warm-up
+        before = sql_counters(database_url)
+        with RedisMonitor(running.env["REDIS_PREFIX"]) as monitor:
+            for n in range(messages):
+                assert http.post(url, json={"content": f"message {n}"}).status_code == 201
+            time.sleep(1.5)
+        after = sql_counters(database_url)
+    per = [(a - b) / messages for a, b in zip(after, before, strict=True)]
     return {"redis": sum(monitor.commands.values()) / messages, "transactions": per[0], "reads": per[1],
             "inserts": per[2], "updates": per[3], "top": ", ".join(
                 f"{cmd} {count / messages:.1f}" for cmd, count in monitor.commands.most_common(8))}

@@ -15,8 +15,8 @@ import tempfile
 import time
 
 import httpx
-
 from common import print_table  # type: ignore[import-not-found]
+
 from core.models import DEFAULT_AGENT_ID
 from tests.support.processes import free_port, wait_until
 
@@ -26,8 +26,8 @@ def first_reply_seconds() -> float:
     workdir = tempfile.mkdtemp(prefix="coldstart-")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "agent_sessions.cli", "dev", "--port", str(port)], cwd=workdir, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen([sys.executable, "-m", "agent_sessions.cli", "dev", "--port", str(port)], cwd=workdir,
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: _up(base), 60, "dev to serve", interval=0.02)

@@ -11,9 +11,9 @@ import time
 import uuid
 
 import httpx
+from common import print_table, scratch_postgres, stack, summary  # type: ignore[import-not-found]
 from sqlalchemy import create_engine, text
 
-from common import print_table, scratch_postgres, stack, summary  # type: ignore[import-not-found]
 from core.models import DEFAULT_AGENT_ID
 
 FILL = """

@@ -42,13 +42,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import bench_peers  # type: ignore[import-not-found]
 import httpx
 import psutil
-
-import bench_peers  # type: ignore[import-not-found]
-from common import (REPO_ROOT, RedisServer, percentile, print_table,  # type: ignore[import-not-found]
-                    redis_server, scratch_postgres, source_tree_of, stack)
+from common import (  # type: ignore[import-not-found]
+    REPO_ROOT,
+    RedisServer,
+    percentile,
+    print_table,
+    redis_server,
+    scratch_postgres,
+    source_tree_of,
+    stack,
+)
 from load_client import LoadClient, Request, Run  # type: ignore[import-not-found]
+
 from tests.support import load_model
 from tests.support.load_model import Timing, token_text
 
@@ -592,8 +600,8 @@ def main() -> None:
                 cells += measure_ours(ours[system], loads, args.modes, args, model, redis)
             else:
                 cells += measure_peer(PEERS[system], loads, args.modes, args, model, skipped)
-            notes[system] = f"{notes.get(system, 'lean asyncio client to the model server')}; " \
-                            f"{time.monotonic() - system_started:.0f} s to measure"
+            notes[system] = (f"{notes.get(system, 'lean asyncio client to the model server')}; "
+                             f"{time.monotonic() - system_started:.0f} s to measure")
     report(cells, args, skipped, notes)
     print(f"Machine: {os.cpu_count()} cores, 1-minute load average {load_before:.1f} before and "
           f"{os.getloadavg()[0]:.1f} after; {time.monotonic() - started:.0f} s in all. The machine is shared: "

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 import bench_roundtrip  # type: ignore[import-not-found]
 import bench_throughput  # type: ignore[import-not-found]
+import httpx
 from common import print_table, scratch_postgres, stack, summary  # type: ignore[import-not-found]
+
 from tests.support.processes import free_port, wait_until
 
 HERE = Path(__file__).resolve().parent
@@ -344,7 +344,8 @@ def measure_ours(messages: int, warmup: int, concurrency: int, seconds: float) -
             throughput["ours: inline (no queue)"] = _throughput(inline.base_url, bench_throughput.sessions,
                                                                 bench_throughput.our_message, concurrency, seconds)
         with stack(database_url, "peers-queue-solo") as queued:
-            round_trip["ours: queue (solo worker)"] = summary(bench_roundtrip.measure(queued.base_url, messages, warmup))
+            round_trip["ours: queue (solo worker)"] = summary(bench_roundtrip.measure(queued.base_url, messages,
+                                                                                      warmup))
         for workers in (1, 2):
             with stack(database_url, f"peers-queue-{workers}", workers=workers) as queued:
                 throughput[f"ours: queue, {workers} worker{'s' * (workers > 1)}"] = _throughput(

@@ -10,7 +10,6 @@ import argparse
 import time
 
 import httpx
-
 from common import print_table, scratch_postgres, stack, summary  # type: ignore[import-not-found]
 
 

@@ -20,15 +20,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a plain script from anywhere
 
-from sqlalchemy import func, insert, select  # noqa: E402
+from sqlalchemy import func, insert, select
 
-from core.analysis import analyze_exchange, public_state  # noqa: E402
-from core.db import create_async_db_engine, create_sync_engine  # noqa: E402
-from core.migrations import upgrade  # noqa: E402
-from core.models import agents_table, sessions_table  # noqa: E402
-from core.services.conversation import conversation_stats  # noqa: E402
-from core.settings import Settings  # noqa: E402
-from core.sessions.uow import AsyncUnitOfWork  # noqa: E402
+from core.analysis import analyze_exchange
+from core.db import create_async_db_engine, create_sync_engine
+from core.migrations import upgrade
+from core.models import agents_table, sessions_table
+from core.services.conversation import conversation_stats
+from core.sessions.uow import AsyncUnitOfWork
+from core.settings import Settings
 
 SESSIONS = 100_000
 AGENTS = 10

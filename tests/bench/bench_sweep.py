@@ -15,16 +15,15 @@ import time
 import uuid
 
 import redis
+from common import REDIS_URL, scratch_postgres  # type: ignore[import-not-found]
 from sqlalchemy import Engine, text
 
-from common import REDIS_URL, scratch_postgres  # type: ignore[import-not-found]
 from core.bus import EventPublisher, Keys
 from core.clock import utcnow
 from core.db import create_sync_engine
 from core.models import DEFAULT_AGENT_ID
-from core.sweeps import BeatContext
 from core.settings import Settings
-from core.sweeps import expire_due_sessions
+from core.sweeps import BeatContext, expire_due_sessions
 
 # Every non-due session is either live with its expiry 10-30 minutes ahead, or closed long ago (the history a
 # real table accumulates); the due ones expired within the last 10 minutes.

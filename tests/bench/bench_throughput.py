@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 import psutil
-
 from common import percentile, print_table, scratch_postgres, stack  # type: ignore[import-not-found]
 
 CLIENT_PROCESSES = 2
@@ -83,7 +82,8 @@ def sessions(base_url: str, count: int, chunk_delay_ms: int = 0) -> list[str]:
 
 async def _trivial_server(port: int) -> None:
     body = b'{"ok":true}'
-    response = b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+    response = (b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                % (len(body), body))
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -17,17 +17,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a plain script from anywhere
+
+import redis
+from sqlalchemy import create_engine, make_url, text
+
+from core.db import create_sync_engine
+from core.migrations import upgrade
+from core.services.agents import ensure_default_agent
+from core.settings import Settings
+from tests.support.processes import Stack
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT))  # run as a plain script from anywhere
-
-import redis  # noqa: E402
-from sqlalchemy import create_engine, make_url, text  # noqa: E402
-
-from core.db import create_sync_engine  # noqa: E402
-from core.migrations import upgrade  # noqa: E402
-from core.services.agents import ensure_default_agent  # noqa: E402
-from core.settings import Settings  # noqa: E402
-from tests.support.processes import Stack  # noqa: E402
 
 POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -170,7 +171,7 @@ def print_table(title: str, header: list[str], rows: list[list[object]]) -> None
     cells = [header] + [[f"{c:.2f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     print(f"\n{title}")
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(cells[0], widths)) + " |")
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(cells[0], widths, strict=True)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in cells[1:]:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")

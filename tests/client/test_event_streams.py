@@ -8,6 +8,7 @@ import json
 
 import httpx
 import pytest
+
 from agent_sessions_client import (
     AgentFailed,
     MessageChunk,
@@ -80,9 +81,9 @@ def test_stream_raises_the_error_event_after_message_failed() -> None:
     ])
     seen = []
 
+    events = client_for(lambda request: event_stream(failed)).stream(SID, "Hi")
     with pytest.raises(AgentFailed, match="model down"):
-        for event in client_for(lambda request: event_stream(failed)).stream(SID, "Hi"):
-            seen.append(event.type)
+        seen.extend(event.type for event in events)  # keeps the types that came before the error
 
     assert seen == ["message.created", "message.failed"]
 

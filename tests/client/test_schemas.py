@@ -7,8 +7,8 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from agent_sessions_client import schemas as client_schemas
 
+from agent_sessions_client import schemas as client_schemas
 from core import schemas as server_schemas
 
 COPIES = [kind for kind in vars(client_schemas).values()

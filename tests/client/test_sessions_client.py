@@ -10,6 +10,8 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, update
+
 from agent_sessions_client import (
     AgentNameTaken,
     AsyncSessionsClient,
@@ -25,8 +27,6 @@ from agent_sessions_client import (
     SessionsClient,
     StateUpdated,
 )
-from sqlalchemy import create_engine, update
-
 from core.clock import utcnow
 from core.models import DEFAULT_AGENT_ID, sessions_table
 from tests.support.factories import unique_user
@@ -172,7 +172,7 @@ def test_stream_delivers_chunks_that_add_up_to_the_reply(stack: Stack, api: Sess
 
 def test_events_resume_after_the_last_event_id(stack: Stack, api: SessionsClient, session_id: str) -> None:
     require_sse(stack, session_id)
-    created = list(api.stream(session_id, "Hello"))[0]  # the whole reply: every durable event is stored
+    created, *_ = api.stream(session_id, "Hello")  # the whole reply: every durable event is stored
     assert isinstance(created, MessageCreated)
 
     replayed = list(itertools.islice(api.events(session_id, last_event_id=created.id, max_reconnects=0), 2))

@@ -17,9 +17,9 @@ from core.models import DEFAULT_AGENT_ID, sessions_table
 from core.ratelimit import RateLimiter
 from core.schemas import MessageCreate
 from core.services.messages import submit_message
+from core.sessions.uow import AsyncUnitOfWork
 from core.settings import Settings
 from core.taskqueue import AsyncTaskSender
-from core.sessions.uow import AsyncUnitOfWork
 
 
 def test_a_retry_of_an_unanswered_message_asks_the_workers_again(sqlite_url: str, redis_url: str,
@@ -36,7 +36,8 @@ def test_a_retry_of_an_unanswered_message_asks_the_workers_again(sqlite_url: str
         session_id, now = uuid.uuid4(), utcnow()
         created = []
         for attempt in range(2):
-            uow = AsyncUnitOfWork(engine, AsyncEventPublisher(client, keys, 10, 3600), AsyncTaskSender(client, keys, queue))
+            uow = AsyncUnitOfWork(engine, AsyncEventPublisher(client, keys, 10, 3600),
+                                  AsyncTaskSender(client, keys, queue))
             if attempt == 0:
                 await uow.execute(insert(sessions_table).values(
                     id=session_id, agent_id=DEFAULT_AGENT_ID, user_id="svc-user", status="active", metadata={},

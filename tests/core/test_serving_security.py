@@ -23,7 +23,8 @@ def test_short_or_repetitive_secrets_are_weak(secret: str) -> None:
     assert secret_weakness(secret) is not None
 
 
-@pytest.mark.parametrize("secret", [secrets.token_urlsafe(32), secrets.token_hex(32), "test-server-key-0123456789abcdef"])
+@pytest.mark.parametrize("secret", [secrets.token_urlsafe(32), secrets.token_hex(32),
+                                    "test-server-key-0123456789abcdef"])
 def test_random_secrets_of_32_characters_or_more_are_strong(secret: str) -> None:
     assert secret_weakness(secret) is None
 
@@ -57,7 +58,7 @@ def test_production_runs_open_only_when_the_operator_says_so_and_is_told_loudly(
                                     {"AGENT_SESSIONS_API_KEY": STRONG, "jwt_secret": "secret"}])
 def test_weak_secrets_are_refused_in_every_environment(values: dict[str, str]) -> None:
     for environment in ("production", "dev"):
-        with pytest.raises(InsecureSettings, match="too weak.*secrets.token_urlsafe"):
+        with pytest.raises(InsecureSettings, match=r"too weak.*secrets\.token_urlsafe"):
             check_serving_security(settings(environment=environment, **values))
 
 

@@ -13,14 +13,13 @@ import pytest
 import redis
 from sqlalchemy import func, insert, select
 
+from core import timeouts
 from core.bus import EventPublisher, Keys
 from core.db import create_sync_engine
 from core.models import DEFAULT_AGENT_ID, events_table, messages_table, sessions_table
-from core.sweeps import BeatContext
 from core.schemas import TimeoutConfig
 from core.settings import Settings
-from core.sweeps import sweep
-from core import timeouts
+from core.sweeps import BeatContext, sweep
 from tests.support.databases import REDIS_URL, prepare, scratch_postgres
 
 MINUTE = timedelta(minutes=1)

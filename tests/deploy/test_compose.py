@@ -55,7 +55,7 @@ def test_dockerfile_default_command_exists() -> None:
 
 def test_procfile_entries_are_cli_commands() -> None:
     for line in (ROOT / "Procfile").read_text().splitlines():
-        name, _, command = line.partition(":")
+        _, _, command = line.partition(":")
         argv = [arg.replace("${HOST:-0.0.0.0}", "0.0.0.0").replace("${PORT:-3000}", "3000")
                 for arg in shlex.split(command)]
         check_our_command(argv)

@@ -255,7 +255,7 @@ def fault_worker_sigterm(system: System, record: FaultRecord, clock: Callable[[]
         victim.process.wait(30)
         record.notes["drained_in_seconds"] = round(time.monotonic() - started, 2)
         record.notes["exit_code"] = victim.process.returncode
-    except Exception:  # noqa: BLE001 - a worker that will not drain is a finding, then killed
+    except Exception:  # a worker that will not drain is a finding, then killed
         record.notes["drained_in_seconds"] = None
         victim.process.kill()
         victim.process.wait()
@@ -748,7 +748,10 @@ def run(config: HarnessConfig) -> dict[str, Any]:
     """Start everything, drive the load with the faults, audit, stop everything; returns the report."""
     system = System.start(config)
     began = time.monotonic()
-    clock = lambda: time.monotonic() - began  # noqa: E731 - seconds since the load started
+
+    def clock() -> float:
+        return time.monotonic() - began  # seconds since the load started
+
     sampler = MemorySampler(system, config.memory_interval, clock)
     faults: list[FaultRecord] = []
     passed = False
@@ -816,9 +819,9 @@ def markdown(report: dict[str, Any]) -> str:
     audit = report["audit"]
     lines = ["| sent | replies | answered | duplicates | lost | order violations | stuck | failed |",
              "|---|---|---|---|---|---|---|---|",
-             f"| {audit['client_sends']} | {audit['replies']} | {audit['answered']} | "
-             f"{audit['duplicate_replies'] + audit['duplicate_user_messages']} | {audit['lost']} | "
-             f"{audit['order_violations']} | {audit['stuck']} | {audit['failed']} |", "",
+             (f"| {audit['client_sends']} | {audit['replies']} | {audit['answered']} | "
+              f"{audit['duplicate_replies'] + audit['duplicate_user_messages']} | {audit['lost']} | "
+              f"{audit['order_violations']} | {audit['stuck']} | {audit['failed']} |"), "",
              "| phase | before p50 / p99 (n) | during p50 / p99 (n) | after p50 / p99 (n) |", "|---|---|---|---|"]
 
     def cell(summary: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ These measure whatever the runtime does; they assert nothing (the tests do, on t
 
 from __future__ import annotations
 
+import itertools
 import signal
 import threading
 import time
@@ -326,7 +327,7 @@ def fairness_figures(replies: list[tuple[Any, float]], sessions: list[str], star
     for session_id in sessions:
         points = [start, *sorted(moments[session_id]), end]  # the history gives them newest first
         per_session.append({"session": session_id, "replies": len(moments[session_id]),
-                            "longest_gap_seconds": round(max(b - a for a, b in zip(points, points[1:])), 2)})
+                            "longest_gap_seconds": round(max(b - a for a, b in itertools.pairwise(points)), 2)})
     counts = [entry["replies"] for entry in per_session]
     return {"window_seconds": round(end - start, 1), "replies": sum(counts),
             "sessions_without_reply": sum(count == 0 for count in counts),
@@ -343,8 +344,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
     lines = []
     recoveries = [result for result in results if result["scenario"] != "fairness"]
     if recoveries:
-        lines += ["| fault | in flight (processing) | answered | recovery max / median | unanswered after bound | "
-                  "first message sent after it answered | worker |", "|---|---|---|---|---|---|---|"]
+        lines += [("| fault | in flight (processing) | answered | recovery max / median | unanswered after bound | "
+                   "first message sent after it answered | worker |"), "|---|---|---|---|---|---|---|"]
         for result in recoveries:
             first_new = result.get("first_new_message_answered_after_seconds")
             if result["scenario"] == "worker_sigkill":
@@ -361,9 +362,9 @@ def markdown(results: list[dict[str, Any]]) -> str:
                 f"{'–' if first_new is None else f'{first_new} s'} | {worker} |")
     for result in results:
         if result["scenario"] == "fairness":
-            lines += ["", f"Fairness: {result['sessions']} sessions × {result['senders_per_session']} blocking "
-                          f"senders, one worker running {result['worker_turns_at_once']} turns at once, "
-                          f"{result['window_seconds']} s:", "",
+            lines += ["", (f"Fairness: {result['sessions']} sessions × {result['senders_per_session']} blocking "
+                           f"senders, one worker running {result['worker_turns_at_once']} turns at once, "
+                           f"{result['window_seconds']} s:"), "",
                       "| session | replies | longest gap without a reply |", "|---|---|---|"]
             lines += [f"| {index + 1} | {entry['replies']} | {entry['longest_gap_seconds']} s |"
                       for index, entry in enumerate(result["per_session"])]

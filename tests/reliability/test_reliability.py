@@ -1,5 +1,6 @@
 """The short fault-and-load run CI does: a few hundred messages, a worker SIGKILL mid-message and a Redis
-restart in the middle, then the audit. (The long run is `python -m tests.reliability.harness`; see docs/reliability.md.)"""
+restart in the middle, then the audit. (The long run is `python -m tests.reliability.harness`; see
+docs/reliability.md.)"""
 
 from __future__ import annotations
 

@@ -20,9 +20,9 @@ from core.ratelimit import RateLimiter
 from core.schemas import SessionCreate
 from core.services.events import EventLog
 from core.services.sessions import create_session
+from core.sessions.uow import AsyncUnitOfWork
 from core.settings import Settings
 from core.taskqueue import AsyncTaskSender
-from core.sessions.uow import AsyncUnitOfWork
 from tests.conftest import REDIS_URL
 
 

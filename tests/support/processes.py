@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -111,7 +112,8 @@ class Stack:
         """API processes on these ports, started together (each takes seconds to import and boot)."""
         services = [self._spawn("api", "api", "--port", str(port), port=port) for port in ports]
         for service in services:
-            wait_until(lambda: self._healthy(service), 60, f"the API on port {service.port} to answer /health")
+            wait_until(functools.partial(self._healthy, service), 60,
+                       f"the API on port {service.port} to answer /health")
         return services
 
     def start_worker(self, *args: str, loglevel: str = "info") -> Service:

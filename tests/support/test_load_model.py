@@ -93,8 +93,10 @@ def test_a_stamped_first_token_tells_when_it_was_sent_after_the_time_to_first_to
     assert contents[1:] == [token_text(1), token_text(2)]
 
 
-@pytest.mark.parametrize("body, why", [(b"{not json", "invalid request"), (b'{"model": "m", "tokens": 0}', "tokens"),
-                                       (b'{"model": "m", "gap_ms": "soon"}', "numbers"), (b"[1]", "JSON object")])
+@pytest.mark.parametrize(("body", "why"), [(b"{not json", "invalid request"),
+                                           (b'{"model": "m", "tokens": 0}', "tokens"),
+                                           (b'{"model": "m", "gap_ms": "soon"}', "numbers"),
+                                           (b"[1]", "JSON object")])
 def test_bad_requests_get_a_400_in_the_openai_error_shape(server: LoadModelProcess, body: bytes, why: str) -> None:
     response = httpx.post(f"{server.base_url}/chat/completions", content=body)
 

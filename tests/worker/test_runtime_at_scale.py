@@ -8,6 +8,7 @@ counters are looked at.
 
 from __future__ import annotations
 
+import functools
 import signal
 import uuid
 from collections.abc import Iterator
@@ -34,8 +35,8 @@ def model() -> Iterator[load_model.LoadModelProcess]:
 @pytest.fixture()
 def stack(postgres_url: str, redis_prefix: str, run_id: str, tmp_path: Path) -> Iterator[Stack]:
     """An API and no worker yet: each test starts (and stops, or kills) its own."""
-    env = stack_env(postgres_url, f"{redis_prefix}scale-{uuid.uuid4().hex[:6]}:", f"q-{run_id}-scale-{uuid.uuid4().hex[:6]}",
-                    REPLY_WAIT_SECONDS="60")
+    env = stack_env(postgres_url, f"{redis_prefix}scale-{uuid.uuid4().hex[:6]}:",
+                    f"q-{run_id}-scale-{uuid.uuid4().hex[:6]}", REPLY_WAIT_SECONDS="60")
     stack = Stack(env=env, log_dir=tmp_path)
     try:
         stack.start_api()
@@ -63,7 +64,7 @@ def send_all(client: httpx.Client, sessions: list[str], per_session: int) -> dic
     sent: dict[str, list[str]] = {session_id: [] for session_id in sessions}
     with ThreadPoolExecutor(32) as pool:
         for n in range(per_session):  # in rounds, so each session's messages are numbered in send order
-            for session_id, message_id in pool.map(lambda s: send(s, n), sessions):
+            for session_id, message_id in pool.map(functools.partial(send, n=n), sessions):
                 sent[session_id].append(message_id)
     return sent
 

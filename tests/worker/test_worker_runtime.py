@@ -20,7 +20,7 @@ import pytest
 
 from tests.reliability.scenarios import Senders, fairness_figures
 from tests.reliability.servers import RedisServer
-from tests.support.factories import SESSIONS, create_session, history, send_message
+from tests.support.factories import create_session, history, send_message
 from tests.support.processes import Service, Stack, stack_env, wait_until
 
 WORKER_SLOTS = 2  # turns the worker runs at once
@@ -97,7 +97,10 @@ def test_worker_keeps_answering_after_redis_restarts_with_tasks_in_hand(own_redi
                                                                          worker_on_own_redis: Stack) -> None:
     stack = worker_on_own_redis
     worker = next(service for service in stack.services if service.name == "worker")
-    log_text = lambda: worker.log_path.read_text(errors="replace")  # noqa: E731
+
+    def log_text() -> str:
+        return worker.log_path.read_text(errors="replace")
+
     with httpx.Client(base_url=stack.base_url, timeout=60) as client:
         agent_id = _agent(client, 15)
         busy = [create_session(client, agentId=agent_id)["sessionId"] for _ in range(8)]
@@ -112,7 +115,7 @@ def test_worker_keeps_answering_after_redis_restarts_with_tasks_in_hand(own_redi
                 lost_before = log_text().count("Connection to broker lost")
                 own_redis.stop()
                 # Redis stays away until the worker has noticed, as a restart that takes a moment does.
-                wait_until(lambda: log_text().count("Connection to broker lost") > lost_before
+                wait_until(lambda lost_before=lost_before: log_text().count("Connection to broker lost") > lost_before
                            or worker.process.poll() is not None, 30, "the worker to notice", interval=0.05)
                 own_redis.start()
                 answered_after.append(_answers_a_new_message(client, worker, f"after restart {restart + 1}"))
@@ -133,7 +136,10 @@ def _answers_a_new_message(client: httpx.Client, worker: Service, content: str) 
     wait_until(lambda: send_message(client, session_id, content, headers=key,
                                     transport="websocket").status_code == 202, 30, "the API to accept messages",
                interval=0.2)
-    answered = lambda: any(m["role"] == "agent" for m in history(client, session_id)["messages"])  # noqa: E731
+
+    def answered() -> bool:
+        return any(m["role"] == "agent" for m in history(client, session_id)["messages"])
+
     # kombu reconnects on a backoff of up to 30 s: allow it, and more.
     wait_until(lambda: answered() or worker.process.poll() is not None, 120, "a reply or the worker's exit",
                interval=0.5)

@@ -1,15 +1,16 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-25
 """
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 from sqlalchemy.dialects import postgresql
+
 import core.db
 
 revision: str = '0001'
@@ -23,7 +24,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.Column('provider', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-    sa.Column('settings', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('settings', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'),
+              nullable=False),
     sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
@@ -33,7 +35,8 @@ def upgrade() -> None:
     sa.Column('agent_id', sa.Uuid(), nullable=False),
     sa.Column('user_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('metadata', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('metadata', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'),
+              nullable=False),
     sa.Column('timeout_minutes', sa.Integer(), nullable=False),
     sa.Column('auto_renew', sa.Boolean(), nullable=False),
     sa.Column('max_duration_minutes', sa.Integer(), nullable=False),
@@ -47,8 +50,10 @@ def upgrade() -> None:
     sa.Column('ended_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('end_reason', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('message_count', sa.Integer(), nullable=False),
-    sa.Column('state', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('agent_state', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('state', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'),
+              nullable=False),
+    sa.Column('agent_state', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'),
+              nullable=False),
     sa.Column('next_seq', sa.Integer(), nullable=False),
     sa.Column('event_seq', sa.Integer(), nullable=False),
     sa.Column('idempotency_key', sa.String(length=255), nullable=True),
@@ -69,7 +74,8 @@ def upgrade() -> None:
     sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('author_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
     sa.Column('content', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('metadata', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('metadata', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'),
+              nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('reply_to', sa.Uuid(), nullable=True),
     sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
@@ -92,7 +98,8 @@ def upgrade() -> None:
     sa.Column('session_id', sa.Uuid(), nullable=False),
     sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('type', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-    sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'),
+              nullable=False),
     sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['session_id'], ['sessions.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('session_id', 'seq')

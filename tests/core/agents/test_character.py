@@ -60,7 +60,7 @@ def test_yaml_file_loads_with_defaults_and_stores_only_what_was_written(tmp_path
                                               "apiKeyEnv": None, "temperature": 0.3}
 
 
-@pytest.mark.parametrize("document, expected", [
+@pytest.mark.parametrize(("document", "expected"), [
     ({"name": "X", "provider": "openai"}, "provider 'openai' needs settings.model"),
     ({"name": "X", "provider": "openai", "settings": {"model": {"name": "m", "temperature": 3}}},
      "settings.model.temperature: Input should be less than or equal to 2"),

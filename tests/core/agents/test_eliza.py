@@ -4,7 +4,6 @@ from typing import Any
 
 import pytest
 
-from core.agents import eliza
 from core.agents.base import AgentContext, AgentFailure, AgentReply, HistoryItem
 from core.agents.eliza import ElizaAgent
 from tests.support.asyncio_bridge import outputs_of, record_sleeps

@@ -22,8 +22,9 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def settings_for(fake: FakeOpenAI, model: str, **model_settings: Any) -> dict[str, Any]:
-    return {"system": "You are terse.", "model": {"name": model, "baseUrl": fake.base_url, "apiKeyEnv": "MODEL_KEY_TEST_LLM",
-                                                  "requestTimeoutSeconds": 2, **model_settings}}
+    return {"system": "You are terse.", "model": {"name": model, "baseUrl": fake.base_url,
+                                                  "apiKeyEnv": "MODEL_KEY_TEST_LLM", "requestTimeoutSeconds": 2,
+                                                  **model_settings}}
 
 
 def new_model(fake: FakeOpenAI, *steps: Any) -> str:
@@ -70,8 +71,8 @@ def test_non_streaming_mode_returns_the_whole_reply_as_one_chunk(fake_openai: Fa
 
 
 def test_structured_reply_gives_text_thought_actions_and_confidence(fake_openai: FakeOpenAI) -> None:
-    structured = '{"text": "Your order ships tomorrow.", "thought": "order status question", ' \
-                 '"actions": ["REPLY", "LOOKUP_ORDER"], "confidence": 0.92}'
+    structured = ('{"text": "Your order ships tomorrow.", "thought": "order status question", '
+                  '"actions": ["REPLY", "LOOKUP_ORDER"], "confidence": 0.92}')
     model = new_model(fake_openai, Reply(structured))
 
     chunks, reply = run(settings_for(fake_openai, model, structuredReplies=True))
@@ -90,7 +91,7 @@ def test_a_reply_cut_at_max_tokens_reports_lower_confidence(fake_openai: FakeOpe
     assert reply.confidence == 0.4 and "length" in reply.thought
 
 
-@pytest.mark.parametrize("step, code, expected", [
+@pytest.mark.parametrize(("step", "code", "expected"), [
     (Fail(503, "upstream overloaded"), "MODEL_SERVER_ERROR", "the model server answered 503 (server error)"),
     (Fail(429, "Rate limit reached"), "MODEL_RATE_LIMITED", "429 (rate limited or out of quota)"),
     (Delay(1.5), "MODEL_TIMEOUT", "did not answer within 0.5 s"),
@@ -113,7 +114,7 @@ def test_bad_key_fails_for_good_with_a_stable_code(fake_openai: FakeOpenAI) -> N
     assert "sk-wrong" not in failure.reason
 
 
-@pytest.mark.parametrize("step, expected", [
+@pytest.mark.parametrize(("step", "expected"), [
     (Fail(400, "This model's maximum context length is 8192 tokens", "context_length_exceeded"),
      "400 (bad request (for example a context too long for the model))"),
     (Fail(422, "messages: field required"), "422 (request not understood)"),

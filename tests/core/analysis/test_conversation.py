@@ -205,7 +205,8 @@ CONVERSATIONS: dict[str, list[Turn]] = {
         Turn("I requested the password reset twice", "engaged", "neutral", "medium",
              {"topic:password": 2, "topic:reset": 2}),
         Turn("Still no password emails in my inbox", "engaged", "negative", "medium",
-             {"topic:password": 3, "topic:email": 2, "topic:inbox": 1, "topics": lambda t: t[0]["topic"] == "password"}),
+             {"topic:password": 3, "topic:email": 2, "topic:inbox": 1,
+              "topics": lambda t: t[0]["topic"] == "password"}),
     ],
     "running_sentiment_decays": [
         Turn("This is awful and I am very angry", "discovery", "negative", "medium",

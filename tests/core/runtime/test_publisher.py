@@ -29,7 +29,7 @@ def events(session_id: uuid.UUID, *ids: str) -> list[Event]:
 
 async def until(condition: Callable[[], bool], timeout: float = 10) -> None:
     async with asyncio.timeout(timeout):
-        while not condition():
+        while not condition():  # noqa: ASYNC110  polls any condition, under the deadline above
             await asyncio.sleep(0.01)
 
 

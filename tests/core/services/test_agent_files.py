@@ -66,8 +66,8 @@ def test_one_invalid_file_changes_nothing(engine: Engine, tmp_path: Path) -> Non
     write(tmp_path, "a.json", {"name": "Good", "provider": "echo"})
     write(tmp_path, "b.json", {"name": "Bad", "provider": "openai"})
 
-    with pytest.raises(CharacterFileError, match="b.json: provider 'openai' needs settings.model"):
-        with engine.begin() as conn:
-            sync_agent_files(conn, tmp_path)
+    with pytest.raises(CharacterFileError, match=r"b\.json: provider 'openai' needs settings\.model"), \
+            engine.begin() as conn:
+        sync_agent_files(conn, tmp_path)
 
     assert agents(engine) == {}

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 from datetime import timedelta
+from typing import Any
 
+import pytest
 import redis.asyncio as aredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from sqlalchemy import func, insert, select
-import pytest
 
 from core.bus import AsyncEventPublisher, Keys
 from core.clock import utcnow
 from core.db import create_async_db_engine
 from core.errors import SessionNotFound
 from core.models import DEFAULT_AGENT_ID, events_table, sessions_table
+from core.sessions.uow import AsyncUnitOfWork
 from core.settings import Settings
 from core.taskqueue import AsyncTaskSender
-from core.sessions.uow import AsyncUnitOfWork
 from tests.support.processes import free_port
 
 
