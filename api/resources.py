@@ -21,7 +21,7 @@ from api.metrics import ApiMetrics
 from core.bus import AsyncEventPublisher, EventHub, Keys
 from core.db import create_async_db_engine
 from core.ratelimit import AuthFailures, RateLimiter
-from core.runtime.runner import TurnRunner
+from core.runtime.runner import TurnRunner, runtime_engine
 from core.services.events import EventLog
 from core.sessions.uow import AsyncUnitOfWork, SessionProcessor
 from core.settings import Settings
@@ -33,8 +33,8 @@ class InlineProcessor:
     """Runs turns on this process's own event loop instead of queueing tasks for workers (PROCESSING=inline:
     the benchmarks' queue-less baseline)."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine, client: aredis.Redis, keys: Keys) -> None:
-        self.runner = TurnRunner(settings, engine, client, keys, tasks=self)
+    def __init__(self, settings: Settings, client: aredis.Redis, keys: Keys) -> None:
+        self.runner = TurnRunner(settings, runtime_engine(settings), client, keys, tasks=self)
         self._claiming: set[asyncio.Task[bool]] = set()
 
     async def process_session(self, session_id: uuid.UUID) -> None:
@@ -74,7 +74,7 @@ class Resources:
         engine = create_async_db_engine(settings)
         tasks: SessionProcessor = AsyncTaskSender(client, keys, settings.celery_queue)
         if settings.processing == "inline":
-            tasks = InlineProcessor(settings, engine, client, keys)
+            tasks = InlineProcessor(settings, client, keys)
             await tasks.runner.start()
         resources = cls(settings=settings, engine=engine, redis=client, keys=keys,
                         publisher=AsyncEventPublisher(client, keys, settings.event_stream_maxlen,
@@ -89,6 +89,7 @@ class Resources:
     async def close(self) -> None:
         if isinstance(self.tasks, InlineProcessor):
             await self.tasks.runner.stop(self.settings.worker_shutdown_grace_seconds)
+            self.tasks.runner.engine.dispose()
         await self.hub.stop()
         await self.redis.aclose()
         await self.engine.dispose()

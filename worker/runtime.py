@@ -18,8 +18,7 @@ import redis.asyncio as aredis
 from celery.signals import worker_init, worker_shutdown, worker_shutting_down
 
 from core.bus import Keys
-from core.db import create_async_db_engine
-from core.runtime.runner import TurnRunner
+from core.runtime.runner import TurnRunner, runtime_engine
 from core.settings import Settings, get_settings
 from core.sweeps import BeatContext, build_beat_context
 from core.taskqueue import AsyncTaskSender
@@ -77,7 +76,7 @@ class WorkerRuntime:
         pool = aredis.BlockingConnectionPool.from_url(settings.redis_url or "", max_connections=REDIS_CONNECTIONS,
                                                       timeout=30, health_check_interval=30)
         client = aredis.Redis.from_pool(pool)
-        engine = create_async_db_engine(settings)
+        engine = runtime_engine(settings)
         keys = Keys(settings.redis_prefix)
         runner = TurnRunner(settings, engine, client, keys, AsyncTaskSender(client, keys, settings.celery_queue))
         await runner.start()
@@ -89,7 +88,7 @@ class WorkerRuntime:
             await runner.stop(settings.worker_shutdown_grace_seconds)
         finally:
             await client.aclose()
-            await engine.dispose()
+            engine.dispose()
 
 
 _runtime: WorkerRuntime | None = None

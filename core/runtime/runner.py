@@ -1,8 +1,9 @@
 """The turn runner: claims turns and runs hundreds of them at once on one event loop.
 
 A turn costs no thread and holds no database connection while its agent generates: it is an asyncio task
-that takes a connection only to claim and to settle (two short transactions). CPU work (ELIZA's matching,
-the conversation analysis) runs in threads.
+that takes a connection only to claim and to settle (two short transactions, run by a few database threads
+with sync SQLAlchemy: a third less CPU per statement than its asyncio adapter, measured). CPU work (ELIZA's
+matching, the conversation analysis) runs in threads too.
 
 Sessions take turns fairly: a task answers ONE turn of its session, and when more messages wait, the
 session goes to the back of the queue (a new task) instead of holding a slot until it runs dry.
@@ -17,30 +18,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 import redis.asyncio as aredis
 import structlog
 from redis.exceptions import RedisError
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import logs, metrics
 from core.agents import close_agent_connections
 from core.agents.base import AgentFailure, AgentReply
-from core.analysis import analyze_exchange
-from core.bus import Keys
+from core.bus import Event, Keys
 from core.clock import utcnow
+from core.db import create_sync_engine
 from core.runtime.chunks import ChunkCoalescer, ChunkStream
 from core.runtime.publisher import OrderedPublisher
 from core.sessions import statements as sql
 from core.sessions.double_texting import SUPERSEDED_CODE, SUPERSEDED_REASON
-from core.sessions.uow import AsyncUnitOfWork, SessionProcessor
+from core.sessions.uow import SessionProcessor, UnitOfWork
 from core.settings import Settings
 from core.turns.claim import Turn, claim_turn
 from core.turns.run import breaker_for, run_agent
@@ -52,8 +55,22 @@ T = TypeVar("T")
 INTERRUPT_CHECK_SECONDS = 0.05
 # Most orphaned sessions re-queued per look (the rest at the next look, a second later).
 RECOVERY_BATCH = 500
+# Threads running the runtime's transactions (and so its database connections): claims and settlements are
+# short, so a few keep hundreds of turns going.
+DATABASE_THREADS = 4
 # Infrastructure errors of a turn: the turn is handed back, not failed (the message waits, nothing is lost).
 INFRASTRUCTURE_ERRORS = (RedisError, SQLAlchemyError, OSError)
+
+
+def _newer_pending(uow: UnitOfWork, session_ids: list[uuid.UUID]) -> Sequence[Any]:
+    return uow.execute(sql.NEWER_PENDING, {"session_ids": session_ids}).all()
+
+
+def runtime_engine(settings: Settings) -> Engine:
+    """The runtime's database engine: one connection per database thread, no ping before each checkout (a
+    connection that went stale with a Postgres restart fails its transaction, which the turn hands back)."""
+    return create_sync_engine(settings, pool_pre_ping=False,
+                              **({} if settings.is_sqlite else {"pool_size": DATABASE_THREADS, "max_overflow": 0}))
 
 
 @dataclass(frozen=True)
@@ -75,7 +92,7 @@ class RunningTurn:
 class TurnRunner:
     """Runs turns on the current event loop, at most `settings.worker_max_turns` at once."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine, client: aredis.Redis, keys: Keys,
+    def __init__(self, settings: Settings, engine: Engine, client: aredis.Redis, keys: Keys,
                  tasks: SessionProcessor) -> None:
         self.settings = settings
         self.engine = engine
@@ -91,12 +108,15 @@ class TurnRunner:
         self._watching = asyncio.Event()  # set while an `interrupt` turn runs
         self._background: list[asyncio.Task[None]] = []
         self._redis_run_id: str | None = None
+        self._database = ThreadPoolExecutor(DATABASE_THREADS, thread_name_prefix="turn-db")
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def running(self) -> int:
         return len(self._running)
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._slots = asyncio.Semaphore(self.settings.worker_max_turns)
         self._background = [asyncio.create_task(coroutine, name=name) for name, coroutine in (
             ("publisher", self.publisher.run()), ("chunks", self.chunks.run()),
@@ -167,16 +187,32 @@ class TurnRunner:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await close_agent_connections()
+        self._database.shutdown(wait=True)
 
-    async def _transaction(self, work: Callable[[AsyncUnitOfWork], Awaitable[T]]) -> T:
-        uow = AsyncUnitOfWork(self.engine, self.publisher, self.tasks)
+    async def _transaction(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run `work` in one transaction in a database thread (with this task's log context); its events are
+        published and its tasks sent after the commit, from the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._database, contextvars.copy_context().run, self._in_transaction, work)
+
+    def _in_transaction(self, work: Callable[[UnitOfWork], T]) -> T:
+        with UnitOfWork(self.engine, self, self._process_soon) as uow:
+            return work(uow)
+
+    def publish(self, events: Sequence[Event]) -> None:
+        """The units of work's publisher (they commit in database threads): queued on the loop, in order."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self.publisher.send, list(events))
+
+    def _process_soon(self, session_id: uuid.UUID) -> None:
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(self._process_later(session_id), self._loop)
+
+    async def _process_later(self, session_id: uuid.UUID) -> None:
         try:
-            result = await work(uow)
-        except BaseException:
-            await uow.rollback()
-            raise
-        await uow.commit()
-        return result
+            await self.tasks.process_session(session_id)
+        except RedisError as exc:  # the recovery queues it
+            log.warning("after commit, Redis refused the task", session_id=str(session_id), error=str(exc))
 
     async def _run(self, running: RunningTurn) -> None:
         turn = running.turn
@@ -233,14 +269,11 @@ class TurnRunner:
                     await generation
 
     async def _store_reply(self, turn: Turn, reply: AgentReply, agent_ms: float) -> bool:
-        # The conversation analysis is CPU work: off the event loop, before the transaction.
-        analyzed = await asyncio.to_thread(analyze_exchange, turn.session.state or None, turn.prompt, reply.text,
-                                           reply.confidence, turn.message.created_at, turn.message.metadata)
         timings = {"queueWaitMs": round((turn.claimed_at - turn.message.created_at).total_seconds() * 1000, 2),
                    "agentMs": round(agent_ms, 2)}
         try:
             newer = await self._transaction(
-                lambda uow: store_reply(uow, turn, reply, analyzed, self.settings, utcnow(), timings))
+                lambda uow: store_reply(uow, turn, reply, self.settings, utcnow(), timings))
         except AlreadyAnswered:
             log.info("reply already stored by another delivery of the turn", reply_id=str(turn.reply_id))
             return True  # whether more wait is unknown here: a follow-up claim finds out
@@ -266,12 +299,9 @@ class TurnRunner:
         """Queue again the sessions whose turn lost its worker (lease passed), and, after a Redis restart (which
         empties the task queue), every session with a waiting message."""
         restarted = await self._redis_restarted()
-        async with self.engine.connect() as conn:
-            if restarted:
-                session_ids = (await conn.scalars(sql.WAITING_SESSIONS, {"limit": RECOVERY_BATCH})).all()
-            else:
-                session_ids = (await conn.scalars(sql.ORPHANED_SESSIONS,
-                                                  {"now": utcnow(), "limit": RECOVERY_BATCH})).all()
+        statement, parameters = (sql.WAITING_SESSIONS, {"limit": RECOVERY_BATCH}) if restarted else \
+            (sql.ORPHANED_SESSIONS, {"now": utcnow(), "limit": RECOVERY_BATCH})
+        session_ids = await self._transaction(lambda uow: uow.execute(statement, parameters).scalars().all())
         mine = self._claiming | {running.turn.session_id for running in self._running.values()}
         quiet_ms = max(1, int(self.settings.recovery_interval_seconds * 2000))
         for session_id in session_ids:
@@ -299,8 +329,7 @@ class TurnRunner:
                 self._watching.clear()
                 continue
             try:
-                async with self.engine.connect() as conn:
-                    newer = (await conn.execute(sql.NEWER_PENDING, {"session_ids": list(watched)})).all()
+                newer = await self._transaction(functools.partial(_newer_pending, session_ids=list(watched)))
             except INFRASTRUCTURE_ERRORS as exc:
                 log.warning("could not look for newer messages", error=repr(exc))
                 newer = []

@@ -7,8 +7,9 @@ rows), written back in the same UPDATE as the change the event describes, stored
 the same transaction, and published to Redis only after the commit. One slip here would be a gap or a
 duplicate in every client's event stream, so the rule lives here alone.
 
-`AsyncUnitOfWork` serves the API and the worker's turns (both on an event loop); `UnitOfWork` serves the
-beat (plain threads). Both run the statements of `core/sessions/statements.py`. Services execute through a
+`AsyncUnitOfWork` serves the API (on its event loop); `UnitOfWork` serves the worker's turns (in the turn
+runtime's database threads: sync SQLAlchemy costs about a third less CPU per statement than its asyncio
+adapter, measured) and the beat. Both run the statements of `core/sessions/statements.py`. Services execute through a
 unit of work and never commit; the edge that opened it commits.
 """
 
@@ -163,18 +164,6 @@ class AsyncUnitOfWork(_Changes):
         self._record(updated, events, count, at)
         return updated
 
-    async def advance_session(self, session_id: uuid.UUID, values: dict[str, Any], events: EventsOf, *,
-                              at: datetime, count: int, messages: int = 0) -> AnyRow:
-        """Lock and update a session in one statement, taking its next `messages` message numbers and `count`
-        event numbers in SQL (no read of the row first); returns the updated row, whose `next_seq` is the last
-        message number taken. For a change that needs nothing of the row before it (a turn's settlement)."""
-        assert session_id not in self._heads, "the session's events were numbered from a row already"
-        updated = (await self.execute(sql.ADVANCE_SESSION, {
-            "session_id": session_id, **values, "messages": messages, "events": count})).one()
-        self._heads[session_id] = updated.event_seq
-        self._record(updated, events, count, at)
-        return updated
-
     async def commit(self) -> None:
         """Store the recorded events and commit; then publish them and ask for processing (never before)."""
         if self._conn is not None:
@@ -220,7 +209,8 @@ class SyncPublisher(Protocol):
 
 
 class UnitOfWork(_Changes):
-    """The same, for plain threads (the beat): a context manager that commits on success, rolls back on error."""
+    """The same, for plain threads (the worker's turns, the beat): a context manager that commits on success and
+    rolls back on error. A pooled connection is taken on the first statement."""
 
     def __init__(self, engine: Engine, publisher: SyncPublisher, enqueue: Callable[[uuid.UUID], None]) -> None:
         super().__init__()
@@ -229,32 +219,63 @@ class UnitOfWork(_Changes):
         self._enqueue = enqueue
         self._conn: Connection | None = None
 
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
     def __enter__(self) -> UnitOfWork:
-        self._conn = self._engine.connect()
-        self._conn.begin()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
         conn, self._conn = self._conn, None
-        assert conn is not None
-        try:
-            if kind is not None:
-                self._forget()
-                conn.rollback()
-                return
-            if self._events:
-                conn.execute(sql.INSERT_EVENTS, [event.row() for event in self._events])
-            conn.commit()
-        finally:
-            conn.close()
+        if conn is not None:
+            try:
+                if kind is not None:
+                    conn.rollback()
+                else:
+                    if self._events:
+                        conn.execute(sql.INSERT_EVENTS, [event.row() for event in self._events])
+                    conn.commit()
+            finally:
+                conn.close()
+        if kind is not None:
+            self._forget()
+            return
         events, sessions = self._take()
-        self._publisher.publish(events)
+        if events:
+            self._publisher.publish(events)
         for session_id in sessions:
             self._enqueue(session_id)
 
     def execute(self, statement: Any, parameters: Any = None) -> AnyResult:
-        assert self._conn is not None, "use the unit of work in a `with` block"
+        if self._conn is None:
+            self._conn = self._engine.connect()
         return self._conn.execute(statement, parameters)
+
+    def lock_session(self, session_id: uuid.UUID, *, with_agent: bool = False) -> AnyRow:
+        """The session row, locked until commit: the one way to change a session or number its events."""
+        statement = sql.LOAD_SESSION[False, True, with_agent]
+        return _found(self.execute(statement, _session_parameters(session_id, None)).first(), session_id)
+
+    def update_session(self, row: AnyRow, values: dict[str, Any], events: EventsOf = (), *, at: datetime,
+                       count: int | None = None) -> AnyRow:
+        """Update a locked session and record the events announcing the change; returns the updated row."""
+        count = _count(events, count)
+        updated = self.execute(sql.UPDATE_SESSION, self._values_with_events(row, values, count)).one()
+        self._record(updated, events, count, at)
+        return updated
+
+    def advance_session(self, session_id: uuid.UUID, values: dict[str, Any], events: EventsOf, *,
+                        at: datetime, count: int, messages: int = 0) -> AnyRow:
+        """Lock and update a session in one statement, taking its next `messages` message numbers and `count`
+        event numbers in SQL (no read of the row first); returns the updated row, whose `next_seq` is the last
+        message number taken. For a change that needs nothing of the row before it (a turn's settlement)."""
+        assert session_id not in self._heads, "the session's events were numbered from a row already"
+        updated = self.execute(sql.ADVANCE_SESSION, {
+            "session_id": session_id, **values, "messages": messages, "events": count}).one()
+        self._heads[session_id] = updated.event_seq
+        self._record(updated, events, count, at)
+        return updated
 
     def update_due_sessions(self, due: Any, values: dict[str, Any], kind: str, data: Callable[[Any], dict[str, Any]],
                             *, at: datetime, announce: Any = None,

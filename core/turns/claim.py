@@ -13,7 +13,7 @@ from core.clock import utcnow
 from core.sessions import statements as sql
 from core.sessions.double_texting import SUPERSEDED_CODE, SUPERSEDED_REASON, DoubleTexting
 from core.sessions.status import LIVE_STATUSES, MessageStatus
-from core.sessions.uow import AsyncUnitOfWork
+from core.sessions.uow import UnitOfWork
 from core.settings import Settings
 from core.turns.settle import fail_messages
 
@@ -108,38 +108,39 @@ class Turn:
         return (*self.coalesced, self.message)
 
 
-async def claim_turn(uow: AsyncUnitOfWork, session_id: uuid.UUID, settings: Settings, now: datetime) -> Turn | None:
-    """Claim the session's next turn, or None when there is nothing to answer or another worker holds its turn.
+def claim_turn(uow: UnitOfWork, session_id: uuid.UUID, settings: Settings, now: datetime) -> Turn | None:
+    """Claim the session's next turn, or None when there is nothing to answer or another worker holds its turn
+    (in one of the runtime's database threads).
 
     A `processing` message whose lease ran out was left by a worker that died: it is claimed again. Messages
     that cannot be answered (the session closed, superseded, delivered too often) fail here, with their events.
     """
-    session = await uow.lock_session(session_id, with_agent=True)
+    session = uow.lock_session(session_id, with_agent=True)
     strategy = DoubleTexting(session.double_texting)
     statement = sql.UNANSWERED_IN_SESSION if strategy.looks_past_the_oldest else sql.OLDEST_UNANSWERED
-    waiting = (await uow.execute(statement, {"session_id": session_id})).all()
+    waiting = uow.execute(statement, {"session_id": session_id}).all()
     if not waiting or any(message.status == MessageStatus.PROCESSING and message.lease_until is not None
                           and message.lease_until > now for message in waiting):
         return None  # nothing to do, or the turn under way (its worker alive) answers first
     if session.status not in LIVE_STATUSES:
-        await fail_messages(uow, session, waiting, "SESSION_CLOSED",
+        fail_messages(uow, session, waiting, "SESSION_CLOSED",
                             "the session closed before this message was answered", now)
         return None
     selection = strategy.select(waiting)
     event_seq = session.event_seq
     if selection.superseded:
-        event_seq = await fail_messages(uow, session, selection.superseded, SUPERSEDED_CODE, SUPERSEDED_REASON, now,
+        event_seq = fail_messages(uow, session, selection.superseded, SUPERSEDED_CODE, SUPERSEDED_REASON, now,
                                         supersededBy=str(selection.answered[-1].id))
     if selection.answered[-1].attempts >= MAX_DELIVERIES:
-        await fail_messages(uow, session, selection.answered, "DELIVERY_FAILED",
+        fail_messages(uow, session, selection.answered, "DELIVERY_FAILED",
                             f"processing was interrupted {MAX_DELIVERIES} times", now)
         return None
     # The lease runs from now (the lock may have been waited for): a claim never starts with a spent lease.
-    await uow.execute(sql.CLAIM, {"message_ids": [message.id for message in selection.answered],
+    uow.execute(sql.CLAIM, {"message_ids": [message.id for message in selection.answered],
                                   "lease_until": utcnow() + settings.message_lease})
-    earlier = (await uow.execute(sql.HISTORY, {
+    earlier = uow.execute(sql.HISTORY, {
         "session_id": session_id, "before_seq": selection.answered[0].seq,
-        "window": history_window(settings, session.agent_settings or {})})).all()
+        "window": history_window(settings, session.agent_settings or {})}).all()
     for message in selection.answered:
         if message.status == MessageStatus.PENDING:  # a first claim: how long it queued
             metrics.QUEUE_WAIT.observe(max(0.0, (now - message.created_at).total_seconds()))

@@ -14,9 +14,9 @@ from sqlalchemy import Engine, insert, select
 
 from core.bus import Keys
 from core.clock import utcnow
-from core.db import create_async_db_engine, create_sync_engine
+from core.db import create_sync_engine
 from core.models import DEFAULT_AGENT_ID, agents_table, events_table, messages_table, sessions_table
-from core.runtime.runner import TurnRunner
+from core.runtime.runner import TurnRunner, runtime_engine
 from core.settings import Settings
 
 
@@ -31,9 +31,9 @@ class InlineRuntime:
         self._thread = threading.Thread(target=self.loop.run_forever, name="inline-runtime", daemon=True)
         self._thread.start()
         self.engine: Engine = create_sync_engine(settings)
-        self._async_engine = create_async_db_engine(settings)
+        self._runtime_engine = runtime_engine(settings)
         self.redis = client or aredis.Redis.from_url(settings.redis_url or "")
-        self.runner = TurnRunner(settings, self._async_engine, self.redis, self.keys, tasks=self)
+        self.runner = TurnRunner(settings, self._runtime_engine, self.redis, self.keys, tasks=self)
         self.queued: list[uuid.UUID] = []
         self.run(self.runner.start())
 
@@ -63,7 +63,7 @@ class InlineRuntime:
     def close(self) -> None:
         self.run(self.runner.stop(0))
         self.run(self.redis.aclose())
-        self.run(self._async_engine.dispose())
+        self._runtime_engine.dispose()
         self.engine.dispose()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
