@@ -66,12 +66,6 @@ def socket_client(stack: Stack, auth: dict[str, str]) -> Iterator[NodeProcess]:
         node.stop()
 
 
-def emit(node: NodeProcess, event: str, data: dict[str, Any]) -> dict[str, Any]:
-    node.send({"emit": event, "data": data})
-    return node.wait_for(lambda line: line["kind"] == "ack" and line["payload"]["event"] == event, WAIT,
-                         f"the ack of {event}")["payload"]["ack"]
-
-
 def test_an_event_stream_ends_when_its_token_expires(http: httpx.Client) -> None:
     user = unique_user()
     sid = new_session(http, user)
@@ -94,7 +88,7 @@ def test_a_socket_is_disconnected_when_its_token_expires(limited: Stack, http: h
 
     with socket_client(limited, {"token": expiring_token(user, 8)}) as node:  # time for Node to start
         node.wait_for(lambda line: line["kind"] == "connect", WAIT, "the connection")
-        assert emit(node, "join", {"roomId": sid})["ok"] is True
+        assert node.emit("join", {"roomId": sid}, WAIT)["ok"] is True
         error = node.wait_for(lambda line: line["kind"] == "error", WAIT, "the expiry notice")["payload"]
         gone = node.wait_for(lambda line: line["kind"] == "disconnect", WAIT, "the disconnection")["payload"]
         http.post(f"{SESSIONS}/{sid}/renew", headers=SERVER)  # nothing may reach the expired socket any more

@@ -223,6 +223,16 @@ def _system(config: ScenarioConfig, worker_max_turns: int | None = None) -> Syst
                                       reply_wait_seconds=PRODUCTION_REPLY_WAIT_SECONDS, production_settings=True))
 
 
+def _warm_up(system: System, senders: Senders, ledger: Ledger, config: ScenarioConfig) -> bool:
+    """Starts a sender per session, lets traffic run for the warm-up, then waits (10 s at most) for a message
+    being processed, so the fault lands mid-message; says whether one was."""
+    agent = _eliza(system.base_urls[0], config.chunk_delay_ms)
+    for session_id in _sessions(system.base_urls[0], agent, config.sessions):
+        senders.start(session_id)
+    time.sleep(config.warm_up_seconds)
+    return _wait_for_processing(ledger)
+
+
 def _wait_for_processing(ledger: Ledger, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -237,11 +247,7 @@ def worker_sigkill(config: ScenarioConfig) -> dict[str, Any]:
     ledger = Ledger(system.postgres.url)
     senders = Senders(system.base_urls[0], PRODUCTION_REPLY_WAIT_SECONDS)
     try:
-        agent = _eliza(system.base_urls[0], config.chunk_delay_ms)
-        for session_id in _sessions(system.base_urls[0], agent, config.sessions):
-            senders.start(session_id)
-        time.sleep(config.warm_up_seconds)
-        mid_message = _wait_for_processing(ledger)
+        mid_message = _warm_up(system, senders, ledger, config)
         victim = system.workers[0]
         in_flight = ledger.in_flight()
         fault_at = time.time()
@@ -271,11 +277,7 @@ def redis_restart(config: ScenarioConfig) -> dict[str, Any]:
             exited.update(exit_code=worker.process.returncode, after_seconds=round(time.time() - fault_at, 1))
 
     try:
-        agent = _eliza(system.base_urls[0], config.chunk_delay_ms)
-        for session_id in _sessions(system.base_urls[0], agent, config.sessions):
-            senders.start(session_id)
-        time.sleep(config.warm_up_seconds)
-        mid_message = _wait_for_processing(ledger)
+        mid_message = _warm_up(system, senders, ledger, config)
         in_flight = ledger.in_flight()
         fault_at = time.time()
         system.redis.stop()

@@ -73,6 +73,12 @@ class NodeProcess:
             self.seen.append(line)
             self._unclaimed.append(line)
 
+    def emit(self, event: str, data: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Emits a socket.io event through the driver script and returns the server's acknowledgement."""
+        self.send({"emit": event, "data": data})
+        return self.wait_for(lambda line: line["kind"] == "ack" and line["payload"]["event"] == event, timeout,
+                             f"the ack of {event}")["payload"]["ack"]
+
     def stop(self) -> str:
         if self.process.poll() is None:
             assert self.process.stdin is not None

@@ -87,6 +87,16 @@ def sessions_of(client: httpx.Client, agent_id: str, count: int) -> list[str]:
         return list(pool.map(lambda _: create_session(client, agentId=agent_id)["sessionId"], range(count)))
 
 
+def start_slow_generations(client: httpx.Client, model: load_model.LoadModelProcess,
+                           count: int) -> tuple[list[str], dict[str, list[str]]]:
+    """`count` sessions, one message each, returned once all `count` generations are running at the model."""
+    sessions = sessions_of(client, llm_agent(client, model, SLOW), count)
+    model.reset_stats()
+    sent = send_all(client, sessions, per_session=1)
+    wait_until(lambda: model.stats()["inFlight"] >= count, 60, f"{count} generations in flight", interval=0.1)
+    return sessions, sent
+
+
 def test_one_worker_carries_200_generations_at_once_each_answered_once_in_order(
         stack: Stack, model: load_model.LoadModelProcess) -> None:
     stack.start_worker()
@@ -109,10 +119,7 @@ def test_a_worker_killed_with_100_generations_in_flight_loses_and_repeats_no_rep
         stack: Stack, model: load_model.LoadModelProcess) -> None:
     doomed = stack.start_worker()
     with httpx.Client(base_url=stack.base_url, timeout=60) as client:
-        sessions = sessions_of(client, llm_agent(client, model, SLOW), 100)
-        model.reset_stats()
-        sent = send_all(client, sessions, per_session=1)
-        wait_until(lambda: model.stats()["inFlight"] >= 100, 60, "100 generations in flight", interval=0.1)
+        _, sent = start_slow_generations(client, model, 100)
 
         doomed.process.send_signal(signal.SIGKILL)
         doomed.process.wait(10)
@@ -126,10 +133,7 @@ def test_a_warm_shutdown_lets_running_generations_finish(stack: Stack,
                                                           model: load_model.LoadModelProcess) -> None:
     worker = stack.start_worker()
     with httpx.Client(base_url=stack.base_url, timeout=60) as client:
-        sessions = sessions_of(client, llm_agent(client, model, SLOW), 50)
-        model.reset_stats()
-        sent = send_all(client, sessions, per_session=1)
-        wait_until(lambda: model.stats()["inFlight"] >= 50, 60, "50 generations in flight", interval=0.1)
+        _, sent = start_slow_generations(client, model, 50)
 
         worker.process.send_signal(signal.SIGTERM)
         assert worker.process.wait(60) == 0
@@ -147,10 +151,7 @@ def test_a_worker_out_of_grace_hands_its_generations_to_the_next(postgres_url: s
     with Stack(env=env, log_dir=tmp_path).running() as stack, \
             httpx.Client(base_url=stack.base_url, timeout=60) as client:
         stopping = stack.start_worker()
-        sessions = sessions_of(client, llm_agent(client, model, SLOW), 30)
-        model.reset_stats()
-        sent = send_all(client, sessions, per_session=1)
-        wait_until(lambda: model.stats()["inFlight"] >= 30, 60, "30 generations in flight", interval=0.1)
+        sessions, sent = start_slow_generations(client, model, 30)
 
         stopping.process.send_signal(signal.SIGTERM)
         assert stopping.process.wait(60) == 0
