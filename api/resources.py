@@ -18,7 +18,7 @@ from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.metrics import ApiMetrics
-from core.bus import AsyncEventPublisher, EventHub, Keys
+from core.bus import AsyncEventPublisher, EventHub, Keys, redis_client
 from core.db import create_async_db_engine
 from core.ratelimit import AuthFailures, RateLimiter
 from core.runtime.runner import TurnRunner, runtime_engine
@@ -65,10 +65,8 @@ class Resources:
             raise RuntimeError("REDIS_URL is not set (`agent-sessions dev` starts an embedded Redis for you)")
         # A bounded pool: however many requests and streams are open, this process holds at most this many
         # Redis connections (the named connections show up in CLIENT LIST as this process).
-        pool = aredis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=settings.api_redis_max_connections, timeout=20,
-            health_check_interval=30, client_name=redis_client_name())
-        client = aredis.Redis.from_pool(pool)
+        client = redis_client(settings.redis_url, max_connections=settings.api_redis_max_connections,
+                              pool_wait_seconds=20, client_name=redis_client_name())
         keys = Keys(settings.redis_prefix)
         hub = EventHub(client, keys)
         engine = create_async_db_engine(settings)

@@ -14,10 +14,9 @@ import threading
 import uuid
 from typing import Any
 
-import redis.asyncio as aredis
 from celery.signals import worker_init, worker_shutdown, worker_shutting_down
 
-from core.bus import Keys
+from core.bus import Keys, redis_client
 from core.runtime.runner import TurnRunner, runtime_engine
 from core.settings import Settings, get_settings
 from core.sweeps import BeatContext, build_beat_context
@@ -73,9 +72,7 @@ class WorkerRuntime:
 
     async def _main(self) -> None:
         settings = self.settings
-        pool = aredis.BlockingConnectionPool.from_url(settings.redis_url or "", max_connections=REDIS_CONNECTIONS,
-                                                      timeout=30, health_check_interval=30)
-        client = aredis.Redis.from_pool(pool)
+        client = redis_client(settings.redis_url or "", max_connections=REDIS_CONNECTIONS, pool_wait_seconds=30)
         engine = runtime_engine(settings)
         keys = Keys(settings.redis_prefix)
         runner = TurnRunner(settings, engine, client, keys, AsyncTaskSender(client, keys, settings.celery_queue))

@@ -12,7 +12,7 @@ from typing import Any
 import redis.asyncio as aredis
 from sqlalchemy import Engine, insert, select
 
-from core.bus import Keys
+from core.bus import Keys, redis_client
 from core.clock import utcnow
 from core.db import create_sync_engine
 from core.models import DEFAULT_AGENT_ID, agents_table, events_table, messages_table, sessions_table
@@ -32,7 +32,7 @@ class InlineRuntime:
         self._thread.start()
         self.engine: Engine = create_sync_engine(settings)
         self._runtime_engine = runtime_engine(settings)
-        self.redis = client or aredis.Redis.from_url(settings.redis_url or "")
+        self.redis = client or redis_client(settings.redis_url or "", max_connections=16, pool_wait_seconds=30)
         self.runner = TurnRunner(settings, self._runtime_engine, self.redis, self.keys, tasks=self)
         self.queued: list[uuid.UUID] = []
         self.run(self.runner.start())
