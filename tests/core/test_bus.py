@@ -17,9 +17,11 @@ async def lost_cancellations(client: aredis.Redis, trials: int) -> int:
     key = f"as-test-cancel:{uuid.uuid4()}"
 
     async def commands() -> bool:
+        this_task = asyncio.current_task()
+        assert this_task is not None
         while True:
             await client.set(key, "1", px=60_000)
-            if asyncio.current_task().cancelling():  # type: ignore[union-attr]  # always inside a task
+            if this_task.cancelling():
                 return True
 
     lost = 0
