@@ -28,13 +28,14 @@ def run_everything(settings: Settings, port: int) -> None:
     env.setdefault("ENVIRONMENT", "dev")  # readable logs, and X-Debug details for everyone (local only)
     children: list[subprocess.Popen[bytes]] = []
     embedded_redis: list[subprocess.Popen[bytes]] = []
-    if not settings.redis_url:
-        redis_port = _free_port()
-        embedded_redis.append(_start_embedded_redis(redis_port))
-        env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
-        _wait_for_port(redis_port, 10)
-    env["PORT"] = str(port)
+    _stop_on_signals()  # from the start: a Ctrl-C while it starts stops it as cleanly as one later
     try:
+        if not settings.redis_url:
+            redis_port = _free_port()
+            embedded_redis.append(_start_embedded_redis(redis_port))
+            env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+            _wait_for_port(redis_port, 10)
+        env["PORT"] = str(port)
         subprocess.run([*CLI, "migrate"], env=env, check=True)
         children.append(_spawn([*CLI, "worker", "--loglevel", "warning"], env=env))
         children.append(_spawn([*CLI, "beat", "--loglevel", "warning"], env=env))
@@ -42,7 +43,11 @@ def run_everything(settings: Settings, port: int) -> None:
         _wait_for_port(port, 30, host=settings.host)
         typer.echo(f"\nAgent Sessions is running: http://localhost:{port}\n"
                    f"  API docs: http://localhost:{port}/schema\n  Stop with Ctrl-C.\n")
-        _wait_until_interrupted(children)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        typer.echo("a child process stopped; shutting down", err=True)
+    except KeyboardInterrupt:
+        typer.echo("\nstopping...")
     finally:
         _stop(children)
         _stop(embedded_redis)  # last: everything else uses it until it exits
@@ -90,17 +95,12 @@ def _wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:
     raise RuntimeError(f"nothing listens on {host}:{port} after {timeout} s")
 
 
-def _wait_until_interrupted(children: list[subprocess.Popen[bytes]]) -> None:
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM raise KeyboardInterrupt, so `run_everything` stops its children whenever one comes."""
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     # Started in the background by a shell without job control, Python inherits SIGINT ignored: Ctrl-C
     # (or a supervisor's SIGINT) would then be lost and the children left running.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        typer.echo("a child process stopped; shutting down", err=True)
-    except KeyboardInterrupt:
-        typer.echo("\nstopping...")
 
 
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:

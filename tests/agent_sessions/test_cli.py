@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -57,26 +59,60 @@ def test_dev_serves_a_chat_on_sqlite_and_an_embedded_redis_then_stops_cleanly(de
                15, "every child process (API, worker, beat, Redis) to exit")
 
 
-def test_ctrl_c_in_a_terminal_stops_dev_quietly_redis_last(tmp_path: Path) -> None:
-    # A terminal's Ctrl-C signals the whole foreground process group, not only `agent-sessions dev`.
+DevInATerminal = tuple[subprocess.Popen[bytes], int, Path]
+
+
+@pytest.fixture()
+def dev_in_a_terminal(tmp_path: Path) -> Iterator[DevInATerminal]:
+    """`agent-sessions dev` leading a process group of its own, as a shell's foreground job: a terminal's Ctrl-C
+    signals that whole group, not only `dev`."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "REDIS_PREFIX")}
     log_path = tmp_path / "dev.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "agent_sessions.cli", "dev", "--port", str(port)],
                                    cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)  # its own group, as a shell's foreground job
-        try:
-            wait_until(lambda: _answers(port), 60, "agent-sessions dev to serve")
-            os.killpg(process.pid, signal.SIGINT)
-            assert process.wait(30) == 0
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
+                                   start_new_session=True)
+    yield process, port, log_path
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
+
+def _ctrl_c(process: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    """Press Ctrl-C in dev's terminal; the processes dev had started."""
+    children = psutil.Process(process.pid).children(recursive=True)
+    os.killpg(process.pid, signal.SIGINT)
+    return children
+
+
+def _all_exited(processes: list[psutil.Process]) -> bool:
+    return not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in processes)
+
+
+def test_ctrl_c_in_a_terminal_stops_dev_quietly_redis_last(dev_in_a_terminal: DevInATerminal) -> None:
+    process, port, log_path = dev_in_a_terminal
+    wait_until(lambda: _answers(port), 60, "agent-sessions dev to serve")
+
+    children = _ctrl_c(process)
+
+    assert process.wait(30) == 0
+    wait_until(lambda: _all_exited(children), 15, "every child process to exit")
     shutdown = log_path.read_text().split("stopping...")[-1]
     assert "Traceback" not in shutdown
     assert "lost its Redis" not in shutdown  # Redis stops after everything that uses it
+
+
+def test_ctrl_c_while_dev_starts_stops_it_cleanly(dev_in_a_terminal: DevInATerminal) -> None:
+    process, _, log_path = dev_in_a_terminal
+    # dev then waits for the API's port, which takes the API a few seconds to open
+    wait_until(lambda: any("api" in p.cmdline() for p in psutil.Process(process.pid).children()), 60,
+               "dev to start the API process")
+
+    children = _ctrl_c(process)
+
+    assert process.wait(30) == 0
+    wait_until(lambda: _all_exited(children), 15, "every child process to exit")
+    assert "Traceback" not in log_path.read_text()
 
 
 # `agent-sessions dev` where the `embedded` extra is not installed: the module cannot be imported.
